@@ -1,0 +1,163 @@
+"""Turn leads into the model's numeric rows: the one feature path of training and serving.
+
+Training fits a `FeatureEncoder` on its leads and saves it inside the model; serving loads that
+same encoder and calls the same `encode`. There is no second implementation to drift apart.
+Rows are plain numpy (no DataFrame per request: building one costs several times a prediction).
+Missing values and categories never seen in training become NaN, which LightGBM routes down
+its learned missing-value branch, so they are scored rather than refused.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from features.schema import FieldType, LeadSchema
+
+#: Categories kept per field; rarer ones are encoded like unseen ones.
+MAX_CATEGORIES = 100
+
+_TRUE = frozenset({"true", "yes", "y", "1", "t"})
+_FALSE = frozenset({"false", "no", "n", "0", "f"})
+
+
+class EncodingError(ValueError):
+    """A value cannot be read as its field's type."""
+
+
+def is_missing(value: Any) -> bool:
+    """Tell None, NaN and empty strings apart from real values."""
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+def _as_float(name: str, value: Any) -> float:
+    if is_missing(value):
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise EncodingError(f"{name}: {value!r} is not a number") from None
+
+
+def _as_flag(name: str, value: Any) -> float:
+    if is_missing(value):
+        return math.nan
+    if isinstance(value, bool | int | float):
+        return float(bool(value))
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return 1.0
+    if text in _FALSE:
+        return 0.0
+    raise EncodingError(f"{name}: {value!r} is not a boolean")
+
+
+def category_label(value: Any) -> str | None:
+    """Canonical text of a categorical value (None when missing)."""
+    if is_missing(value):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
+
+
+@dataclass(frozen=True)
+class ColumnEncoding:
+    """How one schema field becomes one model column."""
+
+    name: str
+    kind: FieldType
+    categories: tuple[str, ...] = ()
+    _codes: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_codes", {c: i for i, c in enumerate(self.categories)})
+
+    def encode_value(self, value: Any) -> float:
+        if self.kind is FieldType.NUMERIC:
+            return _as_float(self.name, value)
+        if self.kind is FieldType.BOOLEAN:
+            return _as_flag(self.name, value)
+        label = category_label(value)
+        code = None if label is None else self._codes.get(label)
+        return math.nan if code is None else float(code)
+
+
+@dataclass(frozen=True)
+class FeatureEncoder:
+    """The fitted feature logic: column order and category vocabularies."""
+
+    columns: tuple[ColumnEncoding, ...]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def categorical_indices(self) -> list[int]:
+        return [i for i, c in enumerate(self.columns) if c.kind is FieldType.CATEGORICAL]
+
+    def encode(self, leads: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Encode leads (mappings of field name to raw value) as a float64 matrix."""
+        rows = np.empty((len(leads), len(self.columns)), dtype=np.float64)
+        for j, column in enumerate(self.columns):
+            encode_value, name = column.encode_value, column.name
+            for i, lead in enumerate(leads):
+                rows[i, j] = encode_value(lead.get(name))
+        return rows
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "columns": [
+                {"name": c.name, "kind": str(c.kind), "categories": list(c.categories)}
+                for c in self.columns
+            ]
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FeatureEncoder:
+        return cls(
+            tuple(
+                ColumnEncoding(c["name"], FieldType(c["kind"]), tuple(c["categories"]))
+                for c in data["columns"]
+            )
+        )
+
+
+def fit_encoder(
+    schema: LeadSchema,
+    leads: Iterable[Mapping[str, Any]],
+    max_categories: int = MAX_CATEGORIES,
+) -> FeatureEncoder:
+    """Learn column order and vocabularies from training leads.
+
+    Declared categories come first in the schema's order, then observed ones by frequency, so
+    codes are stable across retrains on the same data.
+    """
+    fields = schema.model_fields_in_order
+    counts: dict[str, Counter[str]] = {
+        f.name: Counter() for f in fields if f.type is FieldType.CATEGORICAL
+    }
+    for lead in leads:
+        for name, counter in counts.items():
+            label = category_label(lead.get(name))
+            if label is not None:
+                counter[label] += 1
+    columns = []
+    for f in fields:
+        categories: tuple[str, ...] = ()
+        if f.type is FieldType.CATEGORICAL:
+            declared = list(f.categories or ())
+            observed = [c for c, _ in counts[f.name].most_common() if c not in declared]
+            categories = tuple((declared + observed)[:max_categories])
+        columns.append(ColumnEncoding(f.name, f.type, categories))
+    return FeatureEncoder(tuple(columns))

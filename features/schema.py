@@ -1,0 +1,153 @@
+"""The lead schema: one declarative file that says what a tenant's leads look like.
+
+Training, request validation and the reports all read the same schema, so a field's meaning is
+written down once. The rule that matters most lives here: a field that is not known at scoring
+time (sales fills it in later) is never a model input, whatever its role says.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+BUNDLED_SCHEMA_DIR = Path(__file__).parent / "schemas"
+DEMO_SCHEMA_PATH = BUNDLED_SCHEMA_DIR / "demo_b2b.yaml"
+
+
+class FieldType(StrEnum):
+    NUMERIC = "numeric"
+    CATEGORICAL = "categorical"
+    BOOLEAN = "boolean"
+    TIMESTAMP = "timestamp"
+    TEXT = "text"
+
+
+class FieldRole(StrEnum):
+    ID = "id"
+    TIME = "time"
+    SOURCE = "source"
+    LEAD_TYPE = "lead_type"
+    FEATURE = "feature"
+    PII = "pii"
+
+
+#: Roles whose fields feed the model (when known at scoring time).
+MODEL_ROLES = frozenset({FieldRole.SOURCE, FieldRole.LEAD_TYPE, FieldRole.FEATURE})
+#: Types a tree model can take as they are; text and timestamps need a derived feature first.
+MODEL_TYPES = frozenset({FieldType.NUMERIC, FieldType.CATEGORICAL, FieldType.BOOLEAN})
+
+
+class SchemaError(ValueError):
+    """The schema file is missing, unreadable or inconsistent."""
+
+
+class LeadField(BaseModel):
+    """One column of a lead, as the tenant's CRM knows it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    type: FieldType
+    role: FieldRole = FieldRole.FEATURE
+    known_at_scoring: bool = True
+    description: str = ""
+    monotone: Literal["increasing", "decreasing"] | None = None
+    categories: tuple[str, ...] | None = None
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> LeadField:
+        if self.role in MODEL_ROLES and self.known_at_scoring and self.type not in MODEL_TYPES:
+            raise ValueError(
+                f"field {self.name!r}: type {self.type} cannot feed the model; "
+                "use numeric, categorical or boolean, or give it another role"
+            )
+        if self.monotone and self.type not in (FieldType.NUMERIC, FieldType.BOOLEAN):
+            raise ValueError(f"field {self.name!r}: monotone needs a numeric or boolean field")
+        if self.categories is not None and self.type is not FieldType.CATEGORICAL:
+            raise ValueError(f"field {self.name!r}: categories only apply to categorical fields")
+        return self
+
+    @property
+    def is_model_input(self) -> bool:
+        return self.role in MODEL_ROLES and self.known_at_scoring
+
+
+class LeadSchema(BaseModel):
+    """A tenant's lead schema; `model_fields_in_order` is what the model may see."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    version: int = 1
+    description: str = ""
+    fields: tuple[LeadField, ...]
+
+    @model_validator(mode="after")
+    def _check_roles(self) -> LeadSchema:
+        names = [f.name for f in self.fields]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"duplicate field names: {', '.join(duplicated)}")
+        for role in (FieldRole.ID, FieldRole.TIME, FieldRole.SOURCE, FieldRole.LEAD_TYPE):
+            count = sum(f.role is role for f in self.fields)
+            if count > 1:
+                raise ValueError(f"at most one field may have role {role}, found {count}")
+        if sum(f.role is FieldRole.ID for f in self.fields) != 1:
+            raise ValueError("exactly one field must have role id")
+        if not any(f.is_model_input for f in self.fields):
+            raise ValueError("no field can feed the model (role feature/source/lead_type)")
+        id_field = self.field_with_role(FieldRole.ID)
+        if id_field is not None and id_field.type is not FieldType.TEXT:
+            raise ValueError("the id field must have type text")
+        return self
+
+    @cached_property
+    def by_name(self) -> dict[str, LeadField]:
+        return {f.name: f for f in self.fields}
+
+    @cached_property
+    def model_fields_in_order(self) -> tuple[LeadField, ...]:
+        """Fields the model sees, in a fixed order; never one unknown at scoring time."""
+        return tuple(f for f in self.fields if f.is_model_input)
+
+    @cached_property
+    def pii_fields(self) -> tuple[LeadField, ...]:
+        return tuple(f for f in self.fields if f.role is FieldRole.PII)
+
+    @property
+    def id_field(self) -> LeadField:
+        field = self.field_with_role(FieldRole.ID)
+        assert field is not None  # guaranteed by _check_roles
+        return field
+
+    def field_with_role(self, role: FieldRole) -> LeadField | None:
+        return next((f for f in self.fields if f.role is role), None)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json", exclude_defaults=True), sort_keys=False)
+
+
+def parse_schema(text: str, origin: str = "<string>") -> LeadSchema:
+    """Parse a schema from YAML text, naming the origin in any error."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SchemaError(f"{origin}: not valid YAML: {exc}") from exc
+    try:
+        return LeadSchema.model_validate(data)
+    except ValidationError as exc:
+        raise SchemaError(f"{origin}: invalid lead schema:\n{exc}") from exc
+
+
+def load_schema(path: Path) -> LeadSchema:
+    """Read and validate a schema file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SchemaError(f"cannot read lead schema {path}: {exc.strerror}") from exc
+    return parse_schema(text, origin=str(path))

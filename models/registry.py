@@ -1,0 +1,134 @@
+"""Save scorers to MLflow, move the registry aliases, load what an alias points to.
+
+Promotion is data: serving loads whatever version the `champion` alias names.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from dataclasses import dataclass
+from importlib.metadata import version as package_version
+from pathlib import Path
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.models import Model, ModelSignature
+from mlflow.types import ColSpec, Schema
+
+from features.schema import FieldType, LeadSchema
+from models.scorer import Scorer
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+MODEL_ARTIFACT = "model"
+#: Packages copied into every logged model so it scores outside this repository too.
+_CODE_PACKAGES = ("features", "models")
+_COLUMN_TYPES = {
+    FieldType.NUMERIC: "double",
+    FieldType.BOOLEAN: "boolean",
+    FieldType.CATEGORICAL: "string",
+}
+
+
+@dataclass(frozen=True)
+class LoadedScorer:
+    scorer: Scorer
+    version: str
+    run_id: str
+
+
+def model_signature(schema: LeadSchema) -> ModelSignature:
+    """Signature from the schema alone: no real lead is stored as an input example (PII)."""
+    inputs = Schema(
+        [
+            ColSpec(_COLUMN_TYPES[f.type], f.name, required=False)
+            for f in schema.model_fields_in_order
+        ]
+    )
+    outputs = Schema(
+        [ColSpec("double", "probability"), ColSpec("long", "score"), ColSpec("string", "grade")]
+    )
+    return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+def _pip_requirements() -> list[str]:
+    """What the logged code imports, pinned to this environment (no slow inference by MLflow)."""
+    packages = ("mlflow", "lightgbm", "numpy", "pandas", "pydantic", "pyyaml", "scikit-learn")
+    return [f"{p}=={package_version(p)}" for p in packages]
+
+
+def log_scorer(scorer: Scorer, model_name: str) -> ModelVersion:
+    """Log the scorer to the active run and register it as a new version of `model_name`."""
+    code_paths = [str(Path(__import__(p).__file__).parent) for p in _CODE_PACKAGES]
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        # No input example on purpose: it would store real lead rows (PII) in the artifact.
+        warnings.filterwarnings("ignore", message=".*input example was not provided")
+        data_path = Path(tmp) / "scorer"
+        scorer.save(data_path)
+        info = mlflow.pyfunc.log_model(
+            name=MODEL_ARTIFACT,
+            loader_module="models.pyfunc",
+            data_path=str(data_path),
+            code_paths=code_paths,
+            signature=model_signature(scorer.schema),
+            pip_requirements=_pip_requirements(),
+            registered_model_name=model_name,
+        )
+    return MlflowClient().get_model_version(model_name, str(info.registered_model_version))
+
+
+def mlflow_client(tracking_uri: str) -> MlflowClient:
+    """A client whose model registry lives in the tracking store (as with `mlflow server`)."""
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def alias_version(client: MlflowClient, model_name: str, alias: str) -> ModelVersion | None:
+    """The version an alias points to, or None when the model or the alias does not exist."""
+    try:
+        registered = client.get_registered_model(model_name)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    version = registered.aliases.get(alias)
+    return None if version is None else client.get_model_version(model_name, version)
+
+
+def load_scorer(client: MlflowClient, model_name: str, version: str) -> LoadedScorer:
+    """Download one registered version and load its scorer with this process's code."""
+    model_version = client.get_model_version(model_name, version)
+    artifact_uri = client.get_model_version_download_uri(model_name, version)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri, dst_path=tmp))
+        data = Model.load(local).flavors["python_function"]["data"]
+        scorer = Scorer.load(local / data)
+    return LoadedScorer(scorer=scorer, version=str(version), run_id=model_version.run_id)
+
+
+def load_alias(client: MlflowClient, model_name: str, alias: str) -> LoadedScorer | None:
+    """Load the version an alias names, or None when there is none yet."""
+    model_version = alias_version(client, model_name, alias)
+    if model_version is None:
+        return None
+    return load_scorer(client, model_name, model_version.version)
+
+
+def ensure_experiment(client: MlflowClient, name: str, artifact_location: str) -> str:
+    """The experiment's id, creating it with an explicit artifact location on first use."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    return client.create_experiment(name, artifact_location=artifact_location)
+
+
+def record_promotion(client: MlflowClient, model_name: str, version: str, promote: bool) -> None:
+    """Point `champion` at a promoted version; otherwise leave it and mark `challenger`."""
+    if promote:
+        client.set_registered_model_alias(model_name, CHAMPION, version)
+        if alias_version(client, model_name, CHALLENGER) is not None:
+            client.delete_registered_model_alias(model_name, CHALLENGER)
+    else:
+        client.set_registered_model_alias(model_name, CHALLENGER, version)

@@ -1,0 +1,66 @@
+"""The FastAPI application: built from `Settings`, with the store and model opened in lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from mlflow.exceptions import MlflowException
+
+from features.schema import load_schema
+from models.registry import CHAMPION, load_alias, mlflow_client
+from models.scorer import ScorerFormatError
+from serving.api import build_router
+from serving.schemas import scores_request_model
+from serving.settings import Settings
+from serving.state import AppState
+from store.db import make_engine, migrate, session_factory
+
+log = logging.getLogger("leadloop.serving")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The API for `settings`; nothing is opened until the app starts."""
+    schema = load_schema(settings.schema_path)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        migrate(engine)
+        state = AppState(
+            schema=schema,
+            model_name=settings.model_name,
+            pii_key=settings.pii_key_bytes,
+            sessions=session_factory(engine),
+        )
+        app.state.leadloop = state
+        _load_champion(state, settings)
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="leadloop",
+        summary="Lead scores with reasons, learned from closed sales outcomes.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.include_router(build_router(scores_request_model(schema)))
+    return app
+
+
+def _load_champion(state: AppState, settings: Settings) -> None:
+    client = mlflow_client(settings.mlflow_tracking_uri)
+    try:
+        loaded = load_alias(client, settings.model_name, CHAMPION)
+    except (MlflowException, ScorerFormatError, OSError) as exc:
+        state.not_ready_reason = f"loading the champion failed: {exc}"
+        log.error(state.not_ready_reason)
+        return
+    if loaded is None:
+        state.not_ready_reason = f"no {CHAMPION} version of {settings.model_name!r} yet"
+        log.warning("%s: run `make train`", state.not_ready_reason)
+        return
+    state.model = loaded
+    log.info("serving %s version %s", settings.model_name, loaded.version)

@@ -1,0 +1,147 @@
+"""The `leadloop` command line: parse options, call one service, print the result.
+
+Progress and logs go to stderr, results to stdout, so `--json` output can be piped.
+Bad input exits with code 2 and a one-line reason, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from features.schema import SchemaError, load_schema
+from serving.settings import Settings
+from store.db import make_engine, migrate, session_factory
+
+app = typer.Typer(
+    help="leadloop: lead scores with reasons, learned from closed sales outcomes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+out = Console()
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code=2)
+
+
+def _settings() -> Settings:
+    logging.basicConfig(
+        level=logging.WARNING, handlers=[RichHandler(console=err, show_path=False)], force=True
+    )
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"LEADLOOP_{'_'.join(map(str, e['loc'])).upper() or 'SETTINGS'}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise _fail(f"invalid settings: {problems}") from None
+
+
+def _sessions(settings: Settings):  # type: ignore[no-untyped-def]
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    return session_factory(engine)
+
+
+@app.command("demo-data")
+def demo_data(
+    leads: int = typer.Option(24_000, min=100, help="Number of leads to generate."),
+    seed: int = typer.Option(0, help="Random seed; the same seed gives the same funnel."),
+    if_empty: bool = typer.Option(False, "--if-empty", help="Do nothing if the store has leads."),
+) -> None:
+    """Fill an empty store with the bundled synthetic B2B demo funnel."""
+    from store.demo_funnel import END, START, generate_demo_funnel, load_demo_funnel
+    from store.repository import count_leads
+
+    settings = _settings()
+    try:
+        schema = load_schema(settings.schema_path)
+    except SchemaError as exc:
+        raise _fail(str(exc)) from None
+    sessions = _sessions(settings)
+    with sessions() as session:
+        existing = count_leads(session)
+    if existing:
+        if if_empty:
+            err.print(f"The store already holds {existing:,} leads; no demo data added.")
+            return
+        raise _fail(f"the store already holds {existing:,} leads; demo data needs an empty store")
+    with err.status(f"Generating {leads:,} demo leads (seed {seed})"):
+        funnel = generate_demo_funnel(leads, seed)
+        with sessions.begin() as session:
+            counts = load_demo_funnel(
+                session, funnel, schema, settings.pii_key_bytes, datetime.now(UTC)
+            )
+    won = int((funnel.outcomes["outcome"] == "won").sum())
+    err.print(
+        f"Demo funnel stored: {leads:,} leads from {START:%Y-%m-%d} to {END:%Y-%m-%d}, "
+        f"{counts.accepted:,} closed ({won / counts.accepted:.1%} won), "
+        f"{leads - counts.accepted:,} still open."
+    )
+
+
+@app.command()
+def train(
+    json_output: bool = typer.Option(False, "--json", help="Print only a JSON summary on stdout."),
+) -> None:
+    """Train on the store's closed leads, log to MLflow, register and maybe promote."""
+    from training.run import train_and_register
+    from training.split import NotEnoughDataError
+
+    settings = _settings()
+    sessions = _sessions(settings)
+    with err.status("Training") as status:
+        try:
+            run = train_and_register(
+                settings, sessions, datetime.now(UTC), progress=lambda m: status.update(m)
+            )
+        except (NotEnoughDataError, SchemaError) as exc:
+            raise _fail(str(exc)) from None
+    if json_output:
+        print(json.dumps(run.summary()))
+        return
+    table = Table(title=f"{settings.model_name} version {run.model_version}", title_justify="left")
+    table.add_column("holdout metric")
+    table.add_column("this model", justify="right")
+    table.add_column("champion", justify="right")
+    for name, value in run.metrics.items():
+        champion = run.champion_metrics[name] if run.champion_metrics else None
+        table.add_row(name, f"{value:.4f}", "-" if champion is None else f"{champion:.4f}")
+    out.print(table)
+    out.print(
+        f"Trained on {run.n_train:,} leads ({run.card['training_window']['start'][:10]} to "
+        f"{run.card['training_window']['end'][:10]}), evaluated on the newest {run.n_holdout:,}."
+    )
+    verdict = "[green]promoted to champion[/]" if run.promoted else "[yellow]not promoted[/]"
+    out.print(f"Version {run.model_version} {verdict}: {run.promotion_reason}.")
+    out.print(f"MLflow run {run.run_id} in {settings.mlflow_tracking_uri}")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, min=1, max=65535, help="Port to listen on."),
+) -> None:
+    """Serve the champion model over HTTP (FastAPI + uvicorn)."""
+    import uvicorn
+
+    from serving.app import create_app
+
+    settings = _settings()
+    try:
+        api = create_app(settings)
+    except SchemaError as exc:
+        raise _fail(str(exc)) from None
+    uvicorn.run(api, host=host, port=port)

@@ -1,0 +1,102 @@
+"""Request and response models of the HTTP API (strict: unknown fields are refused)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
+
+from features.schema import LeadSchema
+from features.validation import LeadId, lead_model
+
+MAX_BATCH = 1_000
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def scores_request_model(schema: LeadSchema) -> type[BaseModel]:
+    """`{"leads": [...]}` with 1 to 1,000 leads of the tenant's schema."""
+    lead_in = lead_model(schema)
+    return create_model(
+        "ScoresIn",
+        __base__=Strict,
+        leads=(list[lead_in], Field(min_length=1, max_length=MAX_BATCH)),
+    )
+
+
+class ReasonOut(Strict):
+    field: str
+    value: Any = Field(description="The lead's value of the field (null when missing).")
+    impact: float = Field(description="Contribution in score points (positive raises the score).")
+
+
+class ScoreOut(Strict):
+    lead_id: str
+    probability: float = Field(ge=0.0, le=1.0)
+    score: int = Field(ge=0, le=100)
+    grade: Literal["A", "B", "C", "D"]
+    reasons: list[ReasonOut]
+
+
+class ScoresOut(Strict):
+    model_version: str
+    scores: list[ScoreOut]
+
+
+class OutcomeIn(Strict):
+    event_id: str = Field(min_length=1, max_length=200)
+    lead_id: LeadId
+    outcome: Literal["won", "lost", "disqualified"]
+    occurred_at: AwareDatetime
+    amount: float | None = Field(default=None, ge=0, lt=1e12)
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class OutcomesIn(Strict):
+    outcomes: list[OutcomeIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class IngestOut(Strict):
+    accepted: int
+    duplicates: int
+
+
+class SnapshotOut(Strict):
+    scored_at: datetime
+    model_version: str
+    probability: float
+    score: int
+    grade: str
+    reasons: list[ReasonOut]
+
+
+class OutcomeOut(Strict):
+    event_id: str
+    outcome: str
+    occurred_at: datetime
+    amount: float | None
+    reason: str | None
+
+
+class LeadOut(Strict):
+    lead_id: str
+    created_at: datetime
+    source: str | None
+    lead_type: str | None
+    latest_score: SnapshotOut | None
+    outcome: OutcomeOut | None
+
+
+class ModelOut(Strict):
+    model_name: str
+    model_version: str
+    run_id: str
+    trained_at: str
+    training_window: dict[str, str]
+    holdout_window: dict[str, str]
+    n_train: int
+    n_holdout: int
+    metrics: dict[str, float]

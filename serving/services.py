@@ -1,0 +1,130 @@
+"""What the API's routes do: score and snapshot leads, ingest outcomes, read a lead back.
+
+Each function opens one transaction, so a request stores all of its rows or none of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from features.schema import LeadSchema
+from features.validation import LEAD_ID_KEY
+from models.registry import LoadedScorer
+from store import repository
+from store.records import json_value, lead_row
+
+#: Outcomes dated further ahead than this are refused as clock or data errors.
+FUTURE_TOLERANCE = timedelta(hours=1)
+
+
+class InvalidOutcomesError(ValueError):
+    """Outcome events that cannot be stored; `problems` maps an item index to (field, message)."""
+
+    def __init__(self, problems: list[tuple[int, str, str]]) -> None:
+        super().__init__("; ".join(f"outcomes[{i}].{field}: {msg}" for i, field, msg in problems))
+        self.problems = problems
+
+
+def score_leads(
+    model: LoadedScorer,
+    sessions: sessionmaker[Session],
+    schema: LeadSchema,
+    leads: Sequence[dict[str, Any]],
+    pii_key: bytes,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Score leads, store each lead and its score snapshot, return the scores with reasons."""
+    scorer = model.scorer
+    scores = scorer.score(leads)
+    results, snapshots = [], []
+    for lead, scored in zip(leads, scores, strict=True):
+        reasons = [asdict(r) | {"value": json_value(r.value)} for r in scored.reasons]
+        result = {
+            "lead_id": lead[LEAD_ID_KEY],
+            "probability": scored.probability,
+            "score": scored.score,
+            "grade": scored.grade,
+            "reasons": reasons,
+        }
+        results.append(result)
+        snapshots.append(
+            {
+                "lead_id": lead[LEAD_ID_KEY],
+                "scored_at": now,
+                "features": {f: json_value(lead.get(f)) for f in scorer.feature_fields},
+                "probability": scored.probability,
+                "score": scored.score,
+                "grade": scored.grade,
+                "reasons": reasons,
+                "model_version": model.version,
+            }
+        )
+    with sessions.begin() as session:
+        repository.upsert_leads(session, [lead_row(schema, x, pii_key, now) for x in leads])
+        repository.add_snapshots(session, snapshots)
+    return results
+
+
+def record_outcomes(
+    sessions: sessionmaker[Session], outcomes: Sequence[dict[str, Any]], now: datetime
+) -> repository.IngestCounts:
+    """Store outcome events once each; refuse all of them if any is unusable."""
+    future = [
+        (i, "occurred_at", "is in the future")
+        for i, event in enumerate(outcomes)
+        if event["occurred_at"] > now + FUTURE_TOLERANCE
+    ]
+    if future:
+        raise InvalidOutcomesError(future)
+    rows = [event | {"received_at": now} for event in outcomes]
+    with sessions.begin() as session:
+        try:
+            return repository.add_outcomes(session, rows)
+        except repository.UnknownLeadsError as exc:
+            unknown = set(exc.lead_ids)
+            problems = [
+                (i, "lead_id", f"unknown lead {event['lead_id']!r}: score it first")
+                for i, event in enumerate(outcomes)
+                if event["lead_id"] in unknown
+            ]
+            raise InvalidOutcomesError(problems) from exc
+
+
+def lead_view(sessions: sessionmaker[Session], lead_id: str) -> dict[str, Any] | None:
+    """The lead, its latest score with reasons and its latest outcome; None if unknown."""
+    with sessions() as session:
+        lead = repository.get_lead(session, lead_id)
+        if lead is None:
+            return None
+        snapshot = repository.latest_snapshot(session, lead_id)
+        outcome = repository.latest_outcome(session, lead_id)
+        return {
+            "lead_id": lead.lead_id,
+            "created_at": lead.created_at,
+            "source": lead.source,
+            "lead_type": lead.lead_type,
+            "latest_score": None
+            if snapshot is None
+            else {
+                "scored_at": snapshot.scored_at,
+                "model_version": snapshot.model_version,
+                "probability": snapshot.probability,
+                "score": snapshot.score,
+                "grade": snapshot.grade,
+                "reasons": snapshot.reasons,
+            },
+            "outcome": None
+            if outcome is None
+            else {
+                "event_id": outcome.event_id,
+                "outcome": outcome.outcome,
+                "occurred_at": outcome.occurred_at,
+                "amount": outcome.amount,
+                "reason": outcome.reason,
+            },
+        }

@@ -1,0 +1,49 @@
+"""leadloop's one `Settings`: read from `LEADLOOP_*` variables at the edge and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from features.schema import DEMO_SCHEMA_PATH
+
+DEVELOPMENT_PII_KEY = "leadloop-development-only-pii-key"
+
+
+class Settings(BaseSettings):
+    """Defaults give the embedded set-up: SQLite store and MLflow under `var/`."""
+
+    model_config = SettingsConfigDict(env_prefix="LEADLOOP_", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    database_url: str = "sqlite:///var/leadloop.db"
+    mlflow_tracking_uri: str = "sqlite:///var/mlflow.db"
+    #: Where new MLflow experiments keep their artifacts (a path or any MLflow artifact URI).
+    mlflow_artifact_root: str = "var/mlartifacts"
+    mlflow_experiment: str = "leadloop"
+    model_name: str = "lead-scoring"
+    schema_path: Path = Field(default=DEMO_SCHEMA_PATH, validation_alias="LEADLOOP_SCHEMA")
+    #: Secret for the keyed hashes that replace PII in the store.
+    pii_key: SecretStr = SecretStr(DEVELOPMENT_PII_KEY)
+
+    @model_validator(mode="after")
+    def _refuse_development_secrets(self) -> Settings:
+        if self.env == "production" and self.pii_key.get_secret_value() == DEVELOPMENT_PII_KEY:
+            raise ValueError(
+                "LEADLOOP_PII_KEY is the development default; set a secret of your own "
+                "when LEADLOOP_ENV=production"
+            )
+        return self
+
+    @property
+    def pii_key_bytes(self) -> bytes:
+        return self.pii_key.get_secret_value().encode("utf-8")
+
+    @property
+    def artifact_location(self) -> str:
+        """The artifact root as a URI (MLflow would otherwise use ./mlruns of the caller)."""
+        root = self.mlflow_artifact_root
+        return root if "://" in root else Path(root).resolve().as_uri()

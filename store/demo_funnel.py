@@ -1,0 +1,296 @@
+"""The bundled demo funnel: a synthetic B2B software company's leads and their sales outcomes.
+
+Deterministic for a seed. The generator knows every lead's true conversion probability, so tests
+can put the model's AUC beside the best AUC any model could reach on the same leads. It also
+tells two stories that the reports must find:
+
+- `COLLAPSING_SOURCE` stops converting from `COLLAPSE_AT` on (an ad campaign retargeted badly);
+- `sales_rating` is filled in by sales after the first call and gives the outcome away; the demo
+  schema marks it as not known at scoring time, so it never reaches the model.
+
+Conversion depends only on fields the model may see, plus the collapse date, so the true
+probability is the best any model of these fields can do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+from sqlalchemy.orm import Session
+
+from features.schema import LeadSchema
+from store.records import json_value, lead_row
+from store.repository import IngestCounts, add_outcomes, upsert_leads
+
+DEFAULT_LEADS = 24_000
+START = datetime(2025, 8, 1, tzinfo=UTC)
+END = datetime(2026, 11, 1, tzinfo=UTC)  # START + 15 months: the demo store's "now"
+COLLAPSING_SOURCE = "paid_search"
+COLLAPSE_AT = datetime(2026, 4, 1, tzinfo=UTC)
+COLLAPSE_LOGIT = -1.8
+
+SOURCES = {  # share of leads, effect on the log-odds of winning
+    "webinar": (0.12, 0.35),
+    "paid_search": (0.19, 0.0),
+    "organic": (0.17, 0.05),
+    "referral": (0.07, 1.0),
+    "trade_show": (0.06, 0.45),
+    "content_download": (0.17, -0.55),
+    "partner": (0.08, 0.75),
+    "outbound": (0.14, -0.3),
+}
+LEAD_TYPES_BY_SOURCE = {  # P(MQL, SQL, PQL, CQL | source)
+    "webinar": (0.70, 0.20, 0.00, 0.10),
+    "paid_search": (0.60, 0.05, 0.10, 0.25),
+    "organic": (0.40, 0.10, 0.35, 0.15),
+    "referral": (0.30, 0.50, 0.20, 0.00),
+    "trade_show": (0.50, 0.40, 0.00, 0.10),
+    "content_download": (0.85, 0.05, 0.00, 0.10),
+    "partner": (0.40, 0.45, 0.15, 0.00),
+    "outbound": (0.40, 0.60, 0.00, 0.00),
+}
+LEAD_TYPES = {"MQL": 0.0, "SQL": 0.7, "PQL": 0.6, "CQL": 0.2}
+INDUSTRIES = {
+    "software": (0.25, 0.4),
+    "financial_services": (0.13, 0.3),
+    "healthcare": (0.11, 0.1),
+    "manufacturing": (0.12, 0.0),
+    "retail": (0.10, -0.2),
+    "education": (0.09, -0.5),
+    "government": (0.06, -0.4),
+    "other": (0.14, -0.2),
+}
+COUNTRIES = {
+    "US": (0.42, 0.2),
+    "UK": (0.10, 0.15),
+    "DE": (0.08, 0.1),
+    "FR": (0.05, 0.0),
+    "CA": (0.06, 0.1),
+    "AU": (0.04, 0.1),
+    "NL": (0.03, 0.1),
+    "IN": (0.08, -0.5),
+    "BR": (0.05, -0.4),
+    "other": (0.09, -0.3),
+}
+SENIORITIES = {
+    "c_level": (0.07, 0.3),
+    "vp": (0.10, 0.5),
+    "director": (0.18, 0.45),
+    "manager": (0.27, 0.15),
+    "individual_contributor": (0.30, -0.2),
+    None: (0.08, -0.2),
+}
+DECISION_MAKERS = ("c_level", "vp", "director")
+INTERCEPT = -3.9
+LOST_REASONS = ("price", "competitor", "no_decision", "timing", "missing_feature")
+DISQUALIFIED_REASONS = ("not_a_fit", "no_budget", "student", "spam", "wrong_region")
+FIRST_NAMES = ("ana", "ben", "chloe", "dev", "emma", "farid", "grace", "hugo", "ines", "jon")
+LAST_NAMES = ("smith", "garcia", "müller", "dubois", "rossi", "kowalski", "tanaka", "silva")
+
+
+@dataclass(frozen=True)
+class DemoFunnel:
+    """Leads (demo schema fields), their outcome events, and each lead's true probability."""
+
+    leads: pd.DataFrame
+    outcomes: pd.DataFrame
+    true_probability: pd.Series  # indexed by lead_id
+
+
+def _pick(rng: np.random.Generator, table: dict, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Draw categories with the table's shares; return them and their log-odds effects."""
+    keys = list(table)
+    shares = np.array([table[k][0] for k in keys])
+    index = rng.choice(len(keys), size=n, p=shares / shares.sum())
+    values = np.array(keys, dtype=object)[index]
+    effects = np.array([table[k][1] for k in keys])[index]
+    return values, effects
+
+
+def _naive(moment: datetime) -> np.datetime64:
+    """UTC time as numpy's naive datetime64 (numpy has no time zones)."""
+    return np.datetime64(moment.replace(tzinfo=None), "s")
+
+
+def _draw_given(
+    rng: np.random.Generator, given: np.ndarray, shares: dict, values: list[str]
+) -> np.ndarray:
+    """Draw one of `values` per row with the shares listed for that row's `given` value."""
+    drawn = np.empty(len(given), dtype=object)
+    for key, p in shares.items():
+        rows = given == key
+        drawn[rows] = np.array(values, dtype=object)[rng.choice(len(values), rows.sum(), p=p)]
+    return drawn
+
+
+def _arrival_times(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Lead creation times: growing volume, fewer leads at weekends, office hours."""
+    days = np.arange((END - START).days)
+    weekday = np.array([(START + timedelta(days=int(d))).weekday() for d in days])
+    weight = (1.0 + 0.6 * days / days[-1]) * np.where(weekday >= 5, 0.3, 1.0)
+    day = np.sort(rng.choice(days, size=n, p=weight / weight.sum()))
+    seconds = rng.normal(14 * 3600, 3 * 3600, size=n).clip(0, 86_399)
+    return _naive(START) + (day * 86_400 + seconds).astype("timedelta64[s]")
+
+
+def _company_size_effect(size: np.ndarray) -> np.ndarray:
+    """Mid-market companies (a few hundred to a few thousand people) convert best."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        bump = 1.0 * np.exp(-((np.log10(size) - 2.8) ** 2) / (2 * 0.7**2)) - 0.45
+    return np.where(np.isnan(size), -0.5, bump)
+
+
+def generate_demo_funnel(n_leads: int = DEFAULT_LEADS, seed: int = 0) -> DemoFunnel:
+    """Generate the demo funnel; the same arguments always give the same funnel."""
+    if n_leads < 1:
+        raise ValueError("n_leads must be positive")
+    rng = np.random.default_rng(seed)
+    n = n_leads
+    created = _arrival_times(rng, n)
+    created_at = pd.to_datetime(created).tz_localize(UTC)
+
+    source, source_effect = _pick(rng, SOURCES, n)
+    lead_type = _draw_given(rng, source, LEAD_TYPES_BY_SOURCE, list(LEAD_TYPES))
+    lead_type_effect = np.array([LEAD_TYPES[t] for t in lead_type])
+    industry, industry_effect = _pick(rng, INDUSTRIES, n)
+    country, country_effect = _pick(rng, COUNTRIES, n)
+    seniority, seniority_effect = _pick(rng, SENIORITIES, n)
+
+    size = np.round(np.exp(rng.normal(4.0, 1.7, size=n))).clip(1, 250_000)
+    size_missing_rate = np.where(np.isin(source, ["content_download", "paid_search"]), 0.28, 0.1)
+    size = np.where(rng.random(n) < size_missing_rate, np.nan, size)
+
+    # Intent is hidden; the model sees it only through engagement, and so does the truth below.
+    intent = rng.normal(size=n)
+    page_views = rng.negative_binomial(2, 2 / (2 + np.exp(1.6 + 0.55 * intent)))
+    email_opens = rng.poisson(np.exp(1.1 + 0.35 * intent))
+    arrived_by_form = np.isin(source, ["content_download", "webinar"]).astype(int)
+    form_fills = rng.poisson(np.exp(-0.6 + 0.5 * intent)) + arrived_by_form
+    demo_requested = rng.random(n) < expit(-2.3 + 0.9 * intent + 1.0 * (lead_type == "SQL"))
+    nurture_days = {"outbound": 6, "organic": 45, "content_download": 60, "paid_search": 20}
+    touch_scale = np.array([nurture_days.get(s, 30) for s in source])
+    days_since_first_touch = np.round(rng.gamma(1.5, touch_scale / 1.5))
+
+    is_decision_maker = np.isin(seniority, DECISION_MAKERS)
+    collapsed = (source == COLLAPSING_SOURCE) & (created >= _naive(COLLAPSE_AT))
+    logit = (
+        INTERCEPT
+        + source_effect
+        + lead_type_effect
+        + industry_effect
+        + country_effect
+        + seniority_effect
+        + _company_size_effect(size)
+        + 0.45 * np.log1p(page_views)
+        + 0.2 * np.log1p(email_opens)
+        + 0.3 * np.minimum(form_fills, 3)
+        + demo_requested * (0.8 + 0.5 * is_decision_maker)
+        + 0.25 * np.exp(-((np.log1p(days_since_first_touch) - 3.0) ** 2) / 2)
+        + COLLAPSE_LOGIT * collapsed
+    )
+    p_true = expit(logit)
+
+    won = rng.random(n) < p_true
+    poor_fit = (
+        1.4 * (size < 10)
+        + 1.2 * np.isnan(size)
+        + 0.8 * np.isin(country, ["IN", "BR", "other"])
+        + 0.9 * (industry == "education")
+        + 0.5 * (seniority == "individual_contributor")
+    )
+    disqualified = ~won & (rng.random(n) < expit(-1.7 + poor_fit))
+    outcome = np.where(won, "won", np.where(disqualified, "disqualified", "lost"))
+    delay_days = np.where(
+        won,
+        15 + rng.gamma(2.0, 20.0, size=n),
+        np.where(disqualified, rng.gamma(1.5, 4.0, size=n), 10 + rng.gamma(2.0, 25.0, size=n)),
+    )
+    occurred = created + (delay_days * 86_400).astype("timedelta64[s]")
+    closed = occurred < _naive(END)
+
+    lead_ids = np.array([f"demo-{i:06d}" for i in range(n)], dtype=object)
+    first = rng.choice(FIRST_NAMES, size=n)
+    last = rng.choice(LAST_NAMES, size=n)
+    domain = rng.choice(["acme", "globex", "initech", "umbrella", "hooli", "vandelay"], size=n)
+    rating_by_outcome = {
+        "won": (0.70, 0.25, 0.05),
+        "lost": (0.20, 0.45, 0.35),
+        "disqualified": (0.05, 0.15, 0.80),
+    }
+    sales_rating = _draw_given(rng, outcome, rating_by_outcome, ["hot", "warm", "cold"])
+    sales_rating[~closed] = None  # not called yet
+
+    leads = pd.DataFrame(
+        {
+            "lead_id": lead_ids,
+            "email": [
+                f"{a}.{b}{i}@{d}.example"
+                for i, (a, b, d) in enumerate(zip(first, last, domain, strict=True))
+            ],
+            "full_name": [f"{a.title()} {b.title()}" for a, b in zip(first, last, strict=True)],
+            "created_at": created_at,
+            "source": source,
+            "lead_type": lead_type,
+            "industry": industry,
+            "company_size": size,
+            "country": country,
+            "seniority": seniority,
+            "page_views": page_views.astype(float),
+            "email_opens": email_opens.astype(float),
+            "form_fills": form_fills.astype(float),
+            "demo_requested": demo_requested,
+            "days_since_first_touch": days_since_first_touch,
+            "sales_rating": sales_rating,
+        }
+    )
+    size_for_amount = np.nan_to_num(size, nan=50.0)
+    amount = np.round(np.exp(rng.normal(np.log(6_000) + 0.3 * np.log10(size_for_amount), 0.5)), 2)
+    reason = np.where(
+        outcome == "lost",
+        rng.choice(LOST_REASONS, size=n),
+        np.where(outcome == "disqualified", rng.choice(DISQUALIFIED_REASONS, size=n), None),
+    )
+    outcomes = pd.DataFrame(
+        {
+            "event_id": [f"{i}-closed" for i in lead_ids],
+            "lead_id": lead_ids,
+            "outcome": outcome,
+            "occurred_at": pd.to_datetime(occurred).tz_localize(UTC),
+            "amount": np.where(won, amount, np.nan),
+            "reason": reason,
+        }
+    )[closed].reset_index(drop=True)
+    return DemoFunnel(
+        leads=leads,
+        outcomes=outcomes,
+        true_probability=pd.Series(p_true, index=lead_ids, name="true_probability"),
+    )
+
+
+def load_demo_funnel(
+    session: Session,
+    funnel: DemoFunnel,
+    schema: LeadSchema,
+    pii_key: bytes,
+    received_at: datetime,
+) -> IngestCounts:
+    """Write the funnel's leads and outcome events to the store (PII hashed like any lead)."""
+    leads = [lead_row(schema, lead, pii_key, received_at) for lead in _records(funnel.leads)]
+    upsert_leads(session, leads)
+    outcomes = [
+        event | {"received_at": received_at, "amount": json_value(event["amount"])}
+        for event in _records(funnel.outcomes)
+    ]
+    return add_outcomes(session, outcomes)
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as dicts of plain Python values (timestamps as aware datetimes)."""
+    converted = frame.astype(object).where(frame.notna(), None)
+    for column in frame.select_dtypes(include=["datetimetz"]):
+        converted[column] = [t.to_pydatetime() for t in frame[column]]
+    return converted.to_dict(orient="records")

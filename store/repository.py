@@ -1,0 +1,166 @@
+"""Reads and writes of leads, score snapshots and outcome events, the same on every backend.
+
+Functions take an open `Session`; the caller owns the transaction, so a request either stores
+everything it was sent or nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Insert, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from store.tables import CLOSING_OUTCOMES, Lead, OutcomeEvent, ScoreSnapshot
+
+_DIALECT_INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+#: Ids per IN (...) query, well under SQLite's limit on bound parameters.
+_IN_CHUNK = 5_000
+
+
+class UnknownLeadsError(LookupError):
+    """Outcomes were posted for leads the store has never seen."""
+
+    def __init__(self, lead_ids: Sequence[str]) -> None:
+        super().__init__(f"unknown lead ids: {', '.join(lead_ids)}")
+        self.lead_ids = list(lead_ids)
+
+
+@dataclass(frozen=True)
+class IngestCounts:
+    accepted: int
+    duplicates: int
+
+
+@dataclass(frozen=True)
+class TrainingFrames:
+    """Closed leads as stored: their rows, their snapshots and their closing outcomes."""
+
+    leads: pd.DataFrame  # lead_id, created_at, attributes
+    snapshots: pd.DataFrame  # lead_id, scored_at, features
+    outcomes: pd.DataFrame  # lead_id, event_id, outcome, occurred_at, sequence
+
+
+def _insert(session: Session, table: type) -> Insert:
+    """The dialect's INSERT (for ON CONFLICT) on the Core table: the ORM's bulk path is slower."""
+    dialect = session.get_bind().dialect.name
+    try:
+        return _DIALECT_INSERT[dialect](table.__table__)
+    except KeyError:
+        message = f"leadloop's store supports SQLite and PostgreSQL, not {dialect}"
+        raise NotImplementedError(message) from None
+
+
+def count_leads(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(Lead)) or 0
+
+
+def upsert_leads(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert new leads; for known ones replace attributes and hashes but keep `created_at`."""
+    if not rows:
+        return
+    statement = _insert(session, Lead)
+    excluded = statement.excluded
+    statement = statement.on_conflict_do_update(
+        index_elements=["lead_id"],
+        set_={
+            "source": excluded.source,
+            "lead_type": excluded.lead_type,
+            "attributes": excluded.attributes,
+            "pii_hashes": excluded.pii_hashes,
+            "updated_at": excluded.updated_at,
+        },
+    )
+    session.connection().execute(statement, list(_last_per_key(rows, "lead_id")))
+
+
+def add_snapshots(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        session.connection().execute(_insert(session, ScoreSnapshot), list(rows))
+
+
+def add_outcomes(session: Session, rows: Sequence[Mapping[str, Any]]) -> IngestCounts:
+    """Store outcome events once each: an `event_id` seen before (or twice here) adds nothing."""
+    if not rows:
+        return IngestCounts(0, 0)
+    lead_ids = sorted({r["lead_id"] for r in rows})
+    known: set[str] = set()
+    for start in range(0, len(lead_ids), _IN_CHUNK):
+        chunk = lead_ids[start : start + _IN_CHUNK]
+        known.update(session.scalars(select(Lead.lead_id).where(Lead.lead_id.in_(chunk))))
+    unknown = [i for i in lead_ids if i not in known]
+    if unknown:
+        raise UnknownLeadsError(unknown)
+    unique: dict[str, Mapping[str, Any]] = {}
+    for row in rows:
+        unique.setdefault(row["event_id"], row)
+    statement = (
+        _insert(session, OutcomeEvent)
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(OutcomeEvent.__table__.c.event_id)
+    )
+    accepted = len(session.connection().execute(statement, list(unique.values())).all())
+    return IngestCounts(accepted=accepted, duplicates=len(rows) - accepted)
+
+
+def get_lead(session: Session, lead_id: str) -> Lead | None:
+    return session.get(Lead, lead_id)
+
+
+def latest_snapshot(session: Session, lead_id: str) -> ScoreSnapshot | None:
+    return session.scalars(
+        select(ScoreSnapshot)
+        .where(ScoreSnapshot.lead_id == lead_id)
+        .order_by(ScoreSnapshot.scored_at.desc(), ScoreSnapshot.id.desc())
+        .limit(1)
+    ).first()
+
+
+def latest_outcome(session: Session, lead_id: str) -> OutcomeEvent | None:
+    return session.scalars(
+        select(OutcomeEvent)
+        .where(OutcomeEvent.lead_id == lead_id)
+        .order_by(OutcomeEvent.occurred_at.desc(), OutcomeEvent.id.desc())
+        .limit(1)
+    ).first()
+
+
+def training_frames(session: Session) -> TrainingFrames:
+    """Everything the point-in-time join needs about leads that have a closing outcome."""
+    closing = OutcomeEvent.outcome.in_(CLOSING_OUTCOMES)
+    closed_ids = select(OutcomeEvent.lead_id).where(closing).distinct()
+    outcomes = session.execute(
+        select(
+            OutcomeEvent.lead_id,
+            OutcomeEvent.event_id,
+            OutcomeEvent.outcome,
+            OutcomeEvent.occurred_at,
+            OutcomeEvent.id.label("sequence"),
+        ).where(closing)
+    ).all()
+    leads = session.execute(
+        select(Lead.lead_id, Lead.created_at, Lead.attributes).where(Lead.lead_id.in_(closed_ids))
+    ).all()
+    snapshots = session.execute(
+        select(ScoreSnapshot.lead_id, ScoreSnapshot.scored_at, ScoreSnapshot.features).where(
+            ScoreSnapshot.lead_id.in_(closed_ids)
+        )
+    ).all()
+    return TrainingFrames(
+        leads=_frame(leads, ["lead_id", "created_at", "attributes"]),
+        snapshots=_frame(snapshots, ["lead_id", "scored_at", "features"]),
+        outcomes=_frame(outcomes, ["lead_id", "event_id", "outcome", "occurred_at", "sequence"]),
+    )
+
+
+def _frame(rows: Iterable[Any], columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame([tuple(r) for r in rows], columns=columns)
+
+
+def _last_per_key(rows: Iterable[Mapping[str, Any]], key: str) -> Iterable[Mapping[str, Any]]:
+    """One row per key, the last one given (a batch may repeat a lead)."""
+    return {r[key]: r for r in rows}.values()

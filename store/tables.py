@@ -1,0 +1,118 @@
+"""The store's tables: leads, score snapshots and outcome events.
+
+The same definitions run on SQLite (embedded default) and PostgreSQL; Alembic migrations in
+`store/migrations` create them. Raw PII never gets a column: PII fields are kept only as keyed
+hashes in `leads.pii_hashes`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+#: Outcomes that close a lead; the model learns won (1) against lost and disqualified (0).
+CLOSING_OUTCOMES = ("won", "lost", "disqualified")
+
+#: Explicit constraint names keep migrations identical on SQLite and PostgreSQL.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: leadloop stores aware UTC times")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Id = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements INTEGER keys only
+Json = JSON()
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Lead(Base):
+    __tablename__ = "leads"
+
+    lead_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    source: Mapped[str | None] = mapped_column(String(200), index=True)
+    lead_type: Mapped[str | None] = mapped_column(String(200))
+    #: Non-PII field values as imported or last posted; the fallback training row.
+    attributes: Mapped[dict[str, Any]] = mapped_column(Json)
+    #: PII field name -> keyed HMAC of its normalised value.
+    pii_hashes: Mapped[dict[str, str]] = mapped_column(Json)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ScoreSnapshot(Base):
+    __tablename__ = "score_snapshots"
+    __table_args__ = (Index(None, "lead_id", "scored_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    lead_id: Mapped[str] = mapped_column(ForeignKey("leads.lead_id", ondelete="CASCADE"))
+    scored_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    #: The model inputs exactly as scored: what training joins back point in time.
+    features: Mapped[dict[str, Any]] = mapped_column(Json)
+    probability: Mapped[float] = mapped_column(Float)
+    score: Mapped[int] = mapped_column(Integer)
+    grade: Mapped[str] = mapped_column(String(1))
+    reasons: Mapped[list[dict[str, Any]]] = mapped_column(Json)
+    model_version: Mapped[str] = mapped_column(String(100))
+
+
+class OutcomeEvent(Base):
+    __tablename__ = "outcome_events"
+    __table_args__ = (
+        CheckConstraint(
+            "outcome IN (" + ", ".join(f"'{o}'" for o in CLOSING_OUTCOMES) + ")",
+            name="outcome_known",
+        ),
+        Index(None, "lead_id", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(200), unique=True)
+    lead_id: Mapped[str] = mapped_column(ForeignKey("leads.lead_id", ondelete="CASCADE"))
+    outcome: Mapped[str] = mapped_column(String(20))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    amount: Mapped[float | None] = mapped_column(Numeric(14, 2, asdecimal=False))
+    reason: Mapped[str | None] = mapped_column(String(500))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)

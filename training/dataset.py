@@ -1,0 +1,63 @@
+"""Assemble the training set from closed leads, point in time.
+
+Each closed lead contributes the feature values it had *before* its outcome: its latest score
+snapshot taken no later than the outcome, or, when it was never scored in time, its stored row.
+Only fields known at scoring time are taken, so a sales-filled field cannot leak in.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from features.schema import LeadSchema
+from store.repository import TrainingFrames
+
+LABEL = "label"
+AS_OF = "as_of"
+OCCURRED_AT = "occurred_at"
+WON = "won"
+
+
+def latest_closing_outcomes(outcomes: pd.DataFrame) -> pd.DataFrame:
+    """One outcome per lead: the latest closing event (a re-opened lead is judged by its end)."""
+    ordered = outcomes.sort_values([OCCURRED_AT, "sequence"], kind="stable")
+    return ordered.drop_duplicates("lead_id", keep="last")
+
+
+def build_training_set(frames: TrainingFrames, schema: LeadSchema) -> pd.DataFrame:
+    """Rows of (lead_id, as_of, occurred_at, outcome, label, origin, <model fields>)."""
+    fields = [f.name for f in schema.model_fields_in_order]
+    outcomes = latest_closing_outcomes(frames.outcomes).sort_values(OCCURRED_AT, kind="stable")
+    snapshots = frames.snapshots.astype({"scored_at": "datetime64[ns, UTC]"})
+    joined = pd.merge_asof(
+        outcomes.astype({OCCURRED_AT: "datetime64[ns, UTC]"}),
+        snapshots.sort_values("scored_at", kind="stable"),
+        left_on=OCCURRED_AT,
+        right_on="scored_at",
+        by="lead_id",
+        direction="backward",
+    )
+    leads = frames.leads.set_index("lead_id")
+    created_at = pd.to_datetime(leads["created_at"].reindex(joined["lead_id"]), utc=True)
+    attributes = leads["attributes"].reindex(joined["lead_id"])
+    scored = joined["scored_at"].notna()
+    values = [
+        snapshot if has_snapshot else (stored or {})
+        for snapshot, stored, has_snapshot in zip(
+            joined["features"], attributes, scored, strict=True
+        )
+    ]
+    rows = pd.DataFrame(
+        {
+            "lead_id": joined["lead_id"],
+            AS_OF: joined["scored_at"].where(scored, created_at.reset_index(drop=True)),
+            OCCURRED_AT: joined[OCCURRED_AT],
+            "outcome": joined["outcome"],
+            LABEL: (joined["outcome"] == WON).astype(int),
+            "origin": scored.map({True: "snapshot", False: "lead"}),
+        }
+    )
+    features = pd.DataFrame.from_records(values, columns=fields)
+    rows = pd.concat([rows, features], axis=1)
+    # A stored row created after its own outcome cannot be what the lead looked like before it.
+    return rows[rows[AS_OF] <= rows[OCCURRED_AT]].reset_index(drop=True)
