@@ -1,0 +1,71 @@
+"""A saved scorer is plain files that load back to the same predictions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.calibration import fit_platt
+from models.grades import GradeCutoffs
+from models.registry import CHAMPION, load_alias, mlflow_client
+from models.scorer import BOOSTER_FILE, SCORER_FILE, Scorer, ScorerFormatError
+from tests.support import TrainedSetup
+
+
+@pytest.fixture(scope="module")
+def scorer(trained: TrainedSetup) -> Scorer:
+    client = mlflow_client(trained.settings.mlflow_tracking_uri)
+    loaded = load_alias(client, trained.settings.model_name, CHAMPION)
+    assert loaded is not None
+    return loaded.scorer
+
+
+def test_save_and_load_give_identical_scores(scorer: Scorer, tmp_path: Path) -> None:
+    leads = [{"source": "referral", "page_views": 12, "demo_requested": True}, {"country": "IN"}]
+    scorer.save(tmp_path / "scorer")
+    again = Scorer.load(tmp_path / "scorer")
+    assert again.score(leads) == scorer.score(leads)
+    assert again.card == scorer.card and again.encoder == scorer.encoder
+
+
+def test_load_refuses_another_format_version(scorer: Scorer, tmp_path: Path) -> None:
+    scorer.save(tmp_path)
+    document = json.loads((tmp_path / SCORER_FILE).read_text())
+    (tmp_path / SCORER_FILE).write_text(json.dumps(document | {"format_version": 99}))
+    with pytest.raises(ScorerFormatError, match="format 99"):
+        Scorer.load(tmp_path)
+
+
+def test_load_names_a_missing_file(scorer: Scorer, tmp_path: Path) -> None:
+    scorer.save(tmp_path)
+    (tmp_path / BOOSTER_FILE).unlink()
+    with pytest.raises(ScorerFormatError, match="cannot load scorer"):
+        Scorer.load(tmp_path)
+
+
+def test_scores_are_rounded_probabilities_with_absolute_grades(scorer: Scorer) -> None:
+    leads = [{"source": s, "page_views": v} for s in ("referral", "outbound") for v in (0, 40)]
+    for scored in scorer.score(leads):
+        assert scored.score == round(100 * scored.probability)
+        assert scored.grade == scorer.grades.grade(scored.probability)
+
+
+def test_grade_cutoffs_are_absolute_and_ordered() -> None:
+    cutoffs = GradeCutoffs(a=0.5, b=0.3, c=0.1)
+    grades = [cutoffs.grade(p) for p in (0.05, 0.1, 0.29, 0.3, 0.49, 0.5, 0.99)]
+    assert grades == ["D", "C", "C", "B", "B", "A", "A"]
+    assert GradeCutoffs.from_dict(cutoffs.to_dict()) == cutoffs
+    with pytest.raises(ValueError, match="0 < C < B < A < 1"):
+        GradeCutoffs(a=0.2, b=0.3, c=0.1)
+
+
+def test_platt_scaling_recovers_a_known_sigmoid() -> None:
+    rng = np.random.default_rng(3)
+    margin = rng.normal(size=50_000)
+    y = rng.random(50_000) < 1 / (1 + np.exp(-(0.6 * margin - 1.2)))
+    calibration = fit_platt(margin, y.astype(int))
+    assert calibration.slope == pytest.approx(0.6, abs=0.05)
+    assert calibration.intercept == pytest.approx(-1.2, abs=0.05)
