@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import typer
+from mlflow.exceptions import MlflowException
 from pydantic import ValidationError
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 
-from features.schema import SchemaError, load_schema
+from features.schema import DEMO_SCHEMA_PATH, SchemaError, load_schema
 from serving.settings import Settings
 from store.db import make_engine, migrate, session_factory
+from training.split import NotEnoughDataError
 
 app = typer.Typer(
     help="leadloop: lead scores with reasons, learned from closed sales outcomes.",
@@ -49,10 +55,24 @@ def _settings() -> Settings:
         raise _fail(f"invalid settings: {problems}") from None
 
 
-def _sessions(settings: Settings):  # type: ignore[no-untyped-def]
+def _sessions(settings: Settings) -> sessionmaker[Session]:
     engine = make_engine(settings.database_url)
     migrate(engine)
     return session_factory(engine)
+
+
+@contextmanager
+def _reported_errors() -> Iterator[None]:
+    """Turn errors of configuration and of reachable services into a message and exit code 2."""
+    try:
+        yield
+    except (SchemaError, NotEnoughDataError) as exc:
+        raise _fail(str(exc)) from None
+    except SQLAlchemyError as exc:
+        detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise _fail(f"the store at LEADLOOP_DATABASE_URL failed: {detail}") from None
+    except MlflowException as exc:
+        raise _fail(f"MLflow at LEADLOOP_MLFLOW_TRACKING_URI failed: {exc.message}") from None
 
 
 @app.command("demo-data")
@@ -66,24 +86,24 @@ def demo_data(
     from store.repository import count_leads
 
     settings = _settings()
-    try:
+    with _reported_errors():
         schema = load_schema(settings.schema_path)
-    except SchemaError as exc:
-        raise _fail(str(exc)) from None
-    sessions = _sessions(settings)
-    with sessions() as session:
-        existing = count_leads(session)
-    if existing:
-        if if_empty:
+        if schema != load_schema(DEMO_SCHEMA_PATH):
+            raise _fail(f"demo data follows the bundled demo schema, not {settings.schema_path}")
+        sessions = _sessions(settings)
+        with sessions() as session:
+            existing = count_leads(session)
+        if existing and if_empty:
             err.print(f"The store already holds {existing:,} leads; no demo data added.")
             return
-        raise _fail(f"the store already holds {existing:,} leads; demo data needs an empty store")
-    with err.status(f"Generating {leads:,} demo leads (seed {seed})"):
-        funnel = generate_demo_funnel(leads, seed)
-        with sessions.begin() as session:
-            counts = load_demo_funnel(
-                session, funnel, schema, settings.pii_key_bytes, datetime.now(UTC)
-            )
+        if existing:
+            raise _fail(f"the store already holds {existing:,} leads; demo data needs an empty one")
+        with err.status(f"Generating {leads:,} demo leads (seed {seed})"):
+            funnel = generate_demo_funnel(leads, seed)
+            with sessions.begin() as session:
+                counts = load_demo_funnel(
+                    session, funnel, schema, settings.pii_key_bytes, datetime.now(UTC)
+                )
     won = int((funnel.outcomes["outcome"] == "won").sum())
     err.print(
         f"Demo funnel stored: {leads:,} leads from {START:%Y-%m-%d} to {END:%Y-%m-%d}, "
@@ -98,17 +118,12 @@ def train(
 ) -> None:
     """Train on the store's closed leads, log to MLflow, register and maybe promote."""
     from training.run import train_and_register
-    from training.split import NotEnoughDataError
 
     settings = _settings()
-    sessions = _sessions(settings)
-    with err.status("Training") as status:
-        try:
-            run = train_and_register(
-                settings, sessions, datetime.now(UTC), progress=lambda m: status.update(m)
-            )
-        except (NotEnoughDataError, SchemaError) as exc:
-            raise _fail(str(exc)) from None
+    with _reported_errors(), err.status("Training") as status:
+        run = train_and_register(
+            settings, _sessions(settings), datetime.now(UTC), progress=status.update
+        )
     if json_output:
         print(json.dumps(run.summary()))
         return
@@ -140,8 +155,6 @@ def serve(
     from serving.app import create_app
 
     settings = _settings()
-    try:
+    with _reported_errors():
         api = create_app(settings)
-    except SchemaError as exc:
-        raise _fail(str(exc)) from None
     uvicorn.run(api, host=host, port=port)

@@ -16,7 +16,7 @@ DEVELOPMENT_PII_KEY = "leadloop-development-only-pii-key"
 class Settings(BaseSettings):
     """Defaults give the embedded set-up: SQLite store and MLflow under `var/`."""
 
-    model_config = SettingsConfigDict(env_prefix="LEADLOOP_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="LEADLOOP_", extra="ignore", populate_by_name=True)
 
     env: Literal["development", "test", "production"] = "development"
     database_url: str = "sqlite:///var/leadloop.db"
