@@ -51,7 +51,7 @@ def build_router(scores_in: type[BaseModel]) -> APIRouter:
             return _unprocessable(exc.problems)
         return IngestOut(accepted=counts.accepted, duplicates=counts.duplicates)
 
-    @router.get("/v1/leads/{lead_id}", response_model=LeadOut, tags=["feedback"])
+    @router.get("/v1/leads/{lead_id:path}", response_model=LeadOut, tags=["feedback"])
     def get_lead(lead_id: str, state: StateDep) -> dict:
         """The lead's latest score with reasons, and its outcome if any."""
         view = services.lead_view(state.sessions, lead_id)

@@ -6,7 +6,9 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from mlflow.exceptions import MlflowException
 
 from features.schema import load_schema
@@ -47,7 +49,15 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(build_router(scores_request_model(schema)))
+    app.add_exception_handler(RequestValidationError, _validation_error)
     return app
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422 without echoing the input: it may be PII, or a NaN JSON cannot carry."""
+    assert isinstance(exc, RequestValidationError)
+    detail = [{key: e[key] for key in ("loc", "msg", "type")} for e in exc.errors()]
+    return JSONResponse({"detail": detail}, status_code=422)
 
 
 def _load_champion(state: AppState, settings: Settings) -> None:

@@ -48,11 +48,14 @@ def _settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"LEADLOOP_{'_'.join(map(str, e['loc'])).upper() or 'SETTINGS'}: {e['msg']}"
-            for e in exc.errors()
-        )
+        problems = "; ".join(f"{_variable(e['loc'])}: {e['msg']}" for e in exc.errors())
         raise _fail(f"invalid settings: {problems}") from None
+
+
+def _variable(loc: tuple[int | str, ...]) -> str:
+    """The environment variable a settings error is about (an alias carries the prefix)."""
+    name = "_".join(map(str, loc)).upper()
+    return name if name.startswith("LEADLOOP_") else f"LEADLOOP_{name or 'SETTINGS'}"
 
 
 def _sessions(settings: Settings) -> sessionmaker[Session]:

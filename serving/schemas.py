@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, create_model
 
 from features.schema import LeadSchema
 from features.validation import LeadId, lead_model
@@ -51,7 +51,9 @@ class OutcomeIn(Strict):
     lead_id: LeadId
     outcome: Literal["won", "lost", "disqualified"]
     occurred_at: AwareDatetime
-    amount: float | None = Field(default=None, ge=0, lt=1e12)
+    amount: Annotated[float, AfterValidator(lambda v: round(v, 2))] | None = Field(
+        default=None, ge=0, lt=1e12, description="Deal value; stored to the cent."
+    )
     reason: str | None = Field(default=None, max_length=500)
 
 
