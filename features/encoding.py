@@ -31,12 +31,15 @@ class EncodingError(ValueError):
 
 
 def is_missing(value: Any) -> bool:
-    """Tell None, NaN and empty strings apart from real values."""
+    """Tell None, blank strings and NaN of any float type (numpy's, NaT) from real values."""
     if value is None:
         return True
-    if isinstance(value, float) and math.isnan(value):
+    if isinstance(value, str):
+        return not value.strip()
+    try:
+        return bool(value != value)  # only NaN-like values differ from themselves
+    except TypeError:  # pandas.NA refuses to be a bool
         return True
-    return isinstance(value, str) and not value.strip()
 
 
 def _as_float(name: str, value: Any) -> float:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 
 from features.schema import FieldRole, FieldType, LeadSchema
 
@@ -19,7 +19,7 @@ LEAD_ID_KEY = "lead_id"
 MAX_TEXT_LENGTH = 2_000
 MAX_CATEGORY_LENGTH = 200
 
-LeadId = Annotated[str, Field(min_length=1, max_length=200)]
+LeadId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 _ANNOTATIONS: dict[FieldType, Any] = {
     FieldType.NUMERIC: float | None,

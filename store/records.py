@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
@@ -19,20 +20,19 @@ from features.validation import LEAD_ID_KEY
 
 def hash_pii(value: Any, key: bytes) -> str:
     """Keyed HMAC-SHA256 of a normalised PII value: joinable, not reversible without the key."""
-    normalised = str(value).strip().casefold().encode("utf-8")
+    # NFKC: the same name typed with composed or decomposed accents must hash alike.
+    normalised = unicodedata.normalize("NFKC", str(value)).strip().casefold().encode("utf-8")
     return hmac.new(key, normalised, hashlib.sha256).hexdigest()
 
 
 def json_value(value: Any) -> Any:
     """A JSON-safe copy of one field value (NaN and blanks become null, times ISO strings)."""
-    if is_missing(value):
+    if hasattr(value, "item"):  # numpy scalars
+        value = value.item()
+    if is_missing(value) or (isinstance(value, float) and math.isinf(value)):
         return None
     if isinstance(value, datetime | date):
         return value.isoformat()
-    if hasattr(value, "item"):  # numpy scalars
-        value = value.item()
-    if isinstance(value, float) and math.isinf(value):
-        return None
     return value
 
 

@@ -95,15 +95,12 @@ def add_outcomes(session: Session, rows: Sequence[Mapping[str, Any]]) -> IngestC
     unknown = [i for i in lead_ids if i not in known]
     if unknown:
         raise UnknownLeadsError(unknown)
-    unique: dict[str, Mapping[str, Any]] = {}
-    for row in rows:
-        unique.setdefault(row["event_id"], row)
     statement = (
         _insert(session, OutcomeEvent)
         .on_conflict_do_nothing(index_elements=["event_id"])
         .returning(OutcomeEvent.__table__.c.event_id)
     )
-    accepted = len(session.connection().execute(statement, list(unique.values())).all())
+    accepted = len(session.connection().execute(statement, list(rows)).all())
     return IngestCounts(accepted=accepted, duplicates=len(rows) - accepted)
 
 
