@@ -96,35 +96,20 @@ def record_outcomes(
 
 
 def lead_view(sessions: sessionmaker[Session], lead_id: str) -> dict[str, Any] | None:
-    """The lead, its latest score with reasons and its latest outcome; None if unknown."""
+    """The lead, its latest score with reasons and its latest outcome; None if unknown.
+
+    The snapshot and outcome are returned as loaded rows: the response model reads their
+    attributes, so the API shows exactly what the store holds.
+    """
     with sessions() as session:
         lead = repository.get_lead(session, lead_id)
         if lead is None:
             return None
-        snapshot = repository.latest_snapshot(session, lead_id)
-        outcome = repository.latest_outcome(session, lead_id)
         return {
             "lead_id": lead.lead_id,
             "created_at": lead.created_at,
             "source": lead.source,
             "lead_type": lead.lead_type,
-            "latest_score": None
-            if snapshot is None
-            else {
-                "scored_at": snapshot.scored_at,
-                "model_version": snapshot.model_version,
-                "probability": snapshot.probability,
-                "score": snapshot.score,
-                "grade": snapshot.grade,
-                "reasons": snapshot.reasons,
-            },
-            "outcome": None
-            if outcome is None
-            else {
-                "event_id": outcome.event_id,
-                "outcome": outcome.outcome,
-                "occurred_at": outcome.occurred_at,
-                "amount": outcome.amount,
-                "reason": outcome.reason,
-            },
+            "latest_score": repository.latest_snapshot(session, lead_id),
+            "outcome": repository.latest_outcome(session, lead_id),
         }

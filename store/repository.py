@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 
 import pandas as pd
 from sqlalchemy import Insert, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from store.tables import CLOSING_OUTCOMES, Lead, OutcomeEvent, ScoreSnapshot
 
+T = TypeVar("T", ScoreSnapshot, OutcomeEvent)
 _DIALECT_INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 #: Ids per IN (...) query, well under SQLite's limit on bound parameters.
 _IN_CHUNK = 5_000
@@ -109,20 +111,20 @@ def get_lead(session: Session, lead_id: str) -> Lead | None:
 
 
 def latest_snapshot(session: Session, lead_id: str) -> ScoreSnapshot | None:
-    return session.scalars(
-        select(ScoreSnapshot)
-        .where(ScoreSnapshot.lead_id == lead_id)
-        .order_by(ScoreSnapshot.scored_at.desc(), ScoreSnapshot.id.desc())
-        .limit(1)
-    ).first()
+    return _latest(session, ScoreSnapshot, ScoreSnapshot.scored_at, lead_id)
 
 
 def latest_outcome(session: Session, lead_id: str) -> OutcomeEvent | None:
+    return _latest(session, OutcomeEvent, OutcomeEvent.occurred_at, lead_id)
+
+
+def _latest(
+    session: Session, table: type[T], time: InstrumentedAttribute[datetime], lead_id: str
+) -> T | None:
+    """A lead's newest row by time; among equal times the last written."""
+    newest_first = (time.desc(), table.id.desc())
     return session.scalars(
-        select(OutcomeEvent)
-        .where(OutcomeEvent.lead_id == lead_id)
-        .order_by(OutcomeEvent.occurred_at.desc(), OutcomeEvent.id.desc())
-        .limit(1)
+        select(table).where(table.lead_id == lead_id).order_by(*newest_first).limit(1)
     ).first()
 
 
