@@ -41,7 +41,8 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-def _settings() -> Settings:
+def _start() -> Settings:
+    """Send logs to stderr (stdout is for results) and read the settings."""
     logging.basicConfig(
         level=logging.WARNING, handlers=[RichHandler(console=err, show_path=False)], force=True
     )
@@ -88,7 +89,7 @@ def demo_data(
     from store.demo_funnel import END, START, generate_demo_funnel, load_demo_funnel
     from store.repository import count_leads
 
-    settings = _settings()
+    settings = _start()
     with _reported_errors():
         schema = load_schema(settings.schema_path)
         if schema != load_schema(DEMO_SCHEMA_PATH):
@@ -122,7 +123,7 @@ def train(
     """Train on the store's closed leads, log to MLflow, register and maybe promote."""
     from training.run import train_and_register
 
-    settings = _settings()
+    settings = _start()
     with _reported_errors(), err.status("Training") as status:
         run = train_and_register(
             settings, _sessions(settings), datetime.now(UTC), progress=status.update
@@ -157,7 +158,7 @@ def serve(
 
     from serving.app import create_app
 
-    settings = _settings()
+    settings = _start()
     with _reported_errors():
         api = create_app(settings)
     uvicorn.run(api, host=host, port=port)
