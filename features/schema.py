@@ -34,6 +34,8 @@ class FieldRole(StrEnum):
     LEAD_TYPE = "lead_type"
     FEATURE = "feature"
     PII = "pii"
+    #: Kept with the lead (dates, free text, CRM bookkeeping) but never a model input.
+    ATTRIBUTE = "attribute"
 
 
 #: Roles whose fields feed the model (when known at scoring time).
@@ -51,7 +53,8 @@ class LeadField(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    #: The column's name as the CRM spells it (spaces allowed: "Lead Source").
+    name: str = Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")
     type: FieldType
     role: FieldRole = FieldRole.FEATURE
     known_at_scoring: bool = True

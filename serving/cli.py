@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 import typer
 from mlflow.exceptions import MlflowException
@@ -21,9 +23,18 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from features.inference import ColumnRoles
 from features.schema import DEMO_SCHEMA_PATH, SchemaError, load_schema
 from serving.settings import Settings
 from store.db import make_engine, migrate, session_factory
+from store.importing import (
+    ImportFileError,
+    ImportReport,
+    ImportRequest,
+    MalformedRowsError,
+    OutcomeMapping,
+    import_file,
+)
 from training.split import NotEnoughDataError
 
 app = typer.Typer(
@@ -59,6 +70,10 @@ def _variable(loc: tuple[int | str, ...]) -> str:
     return name if name.startswith("LEADLOOP_") else f"LEADLOOP_{name or 'SETTINGS'}"
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 def _sessions(settings: Settings) -> sessionmaker[Session]:
     engine = make_engine(settings.database_url)
     migrate(engine)
@@ -70,7 +85,7 @@ def _reported_errors() -> Iterator[None]:
     """Turn errors of configuration and of reachable services into a message and exit code 2."""
     try:
         yield
-    except (SchemaError, NotEnoughDataError) as exc:
+    except (SchemaError, NotEnoughDataError, ImportFileError) as exc:
         raise _fail(str(exc)) from None
     except SQLAlchemyError as exc:
         detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
@@ -105,15 +120,79 @@ def demo_data(
         with err.status(f"Generating {leads:,} demo leads (seed {seed})"):
             funnel = generate_demo_funnel(leads, seed)
             with sessions.begin() as session:
-                counts = load_demo_funnel(
-                    session, funnel, schema, settings.pii_key_bytes, datetime.now(UTC)
-                )
+                counts = load_demo_funnel(session, funnel, schema, settings.pii_key_bytes, _now())
     won = int((funnel.outcomes["outcome"] == "won").sum())
     err.print(
         f"Demo funnel stored: {leads:,} leads from {START:%Y-%m-%d} to {END:%Y-%m-%d}, "
         f"{counts.accepted:,} closed ({won / counts.accepted:.1%} won), "
         f"{leads - counts.accepted:,} still open."
     )
+
+
+@app.command("import")
+def import_(
+    file: Path = typer.Argument(..., help="CSV or Parquet export, one row per lead."),
+    id_column: str = typer.Option(..., "--id", help="Column with the CRM's lead id."),
+    outcome: str = typer.Option(..., help="Column with the sales outcome or stage."),
+    won: list[str] = typer.Option(..., help="Outcome value meaning won (repeatable)."),
+    lost: list[str] = typer.Option([], help="Outcome value meaning lost (repeatable)."),
+    disqualified: list[str] = typer.Option([], help="Value meaning disqualified (repeatable)."),
+    time: str | None = typer.Option(None, help="Column with when the lead was created."),
+    closed_at: str | None = typer.Option(None, help="Column with when the outcome happened."),
+    source: str | None = typer.Option(None, help="Column with the lead source / channel."),
+    lead_type: str | None = typer.Option(None, help="Column with the lead type (MQL, SQL...)."),
+    drop: list[str] = typer.Option([], help="Column to leave out entirely (repeatable)."),
+    sep: str = typer.Option(",", help="CSV field separator."),
+    newest_first: bool = typer.Option(False, help="Without --time: the file lists newest first."),
+    skip_malformed: bool = typer.Option(False, help="Import the readable rows, list the rest."),
+    schema_out: Path | None = typer.Option(
+        None, help="Where to write the inferred schema (default var/schemas/FILE.yaml)."
+    ),
+) -> None:
+    """Load a CRM export into the store and infer its lead schema for review."""
+    settings = _start()
+    with _reported_errors():
+        request = ImportRequest(
+            path=file,
+            roles=ColumnRoles(id=id_column, time=time, source=source, lead_type=lead_type),
+            outcomes=OutcomeMapping(
+                outcome, frozenset(won), frozenset(lost), frozenset(disqualified)
+            ),
+            schema_out=schema_out or Path("var/schemas") / f"{file.stem}.yaml",
+            drop=tuple(drop),
+            closed_at=closed_at,
+            sep=sep,
+            newest_first=newest_first,
+            skip_malformed=skip_malformed,
+        )
+        try:
+            report = import_file(request, _sessions(settings), settings.pii_key_bytes, _now())
+        except MalformedRowsError as exc:
+            for bad in exc.malformed[:20]:
+                err.print(f"line {bad.line}: {bad.reason}")
+            more = len(exc.malformed) - 20
+            raise _fail(f"{exc}{f' ({more} more not shown)' if more > 0 else ''}") from None
+    _print_import(report, request)
+
+
+def _print_import(report: ImportReport, request: ImportRequest) -> None:
+    plan, counts = report.plan, report.counts
+    for bad in plan.malformed[:20]:
+        err.print(f"skipped line {bad.line}: {bad.reason}")
+    closed = Counter(event["outcome"] for event in plan.outcomes)
+    out.print(
+        f"Imported {len(plan.leads):,} leads: "
+        + ", ".join(f"{closed[o]:,} {o}" for o in ("won", "lost", "disqualified"))
+        + f", {plan.n_open:,} open. Outcome events: {counts.accepted:,} new, "
+        f"{counts.duplicates:,} already stored."
+    )
+    if plan.time_from_row_order:
+        order = "newest first" if request.newest_first else "oldest first"
+        out.print(f"No --time column: the file's row order ({order}) stands for time order.")
+    verb = "Inferred schema written to" if report.schema_written else "Used the existing schema"
+    features = sum(f.is_model_input for f in report.schema.fields)
+    out.print(f"{verb} {request.schema_out} ({features} candidate model inputs); review it, then:")
+    out.print(f"  LEADLOOP_SCHEMA={request.schema_out} leadloop train")
 
 
 @app.command()
@@ -125,9 +204,7 @@ def train(
 
     settings = _start()
     with _reported_errors(), err.status("Training") as status:
-        run = train_and_register(
-            settings, _sessions(settings), datetime.now(UTC), progress=status.update
-        )
+        run = train_and_register(settings, _sessions(settings), _now(), progress=status.update)
     if json_output:
         print(json.dumps(run.summary()))
         return
