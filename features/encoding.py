@@ -103,7 +103,13 @@ class FeatureEncoder:
 
     @property
     def feature_names(self) -> list[str]:
+        """The field each column encodes, in column order."""
         return [c.name for c in self.columns]
+
+    @property
+    def fields(self) -> list[str]:
+        """The schema fields this encoder reads, each once, in column order."""
+        return list(dict.fromkeys(self.feature_names))
 
     @property
     def categorical_indices(self) -> list[int]:
@@ -140,13 +146,14 @@ def fit_encoder(
     schema: LeadSchema,
     leads: Iterable[Mapping[str, Any]],
     max_categories: int = MAX_CATEGORIES,
+    exclude: frozenset[str] = frozenset(),
 ) -> FeatureEncoder:
-    """Learn column order and vocabularies from training leads.
+    """Learn column order and vocabularies from training leads, leaving out `exclude`.
 
     Declared categories come first in the schema's order, then observed ones by frequency, so
     codes are stable across retrains on the same data.
     """
-    fields = schema.model_fields_in_order
+    fields = [f for f in schema.model_fields_in_order if f.name not in exclude]
     counts: dict[str, Counter[str]] = {
         f.name: Counter() for f in fields if f.type is FieldType.CATEGORICAL
     }

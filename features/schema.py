@@ -61,6 +61,8 @@ class LeadField(BaseModel):
     description: str = ""
     monotone: Literal["increasing", "decreasing"] | None = None
     categories: tuple[str, ...] | None = None
+    #: A written reason to keep this field although the leakage guard flags it.
+    accept_leak: str | None = Field(default=None, min_length=10)
 
     @model_validator(mode="after")
     def _check_consistency(self) -> LeadField:

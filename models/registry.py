@@ -18,7 +18,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import Model, ModelSignature
 from mlflow.types import ColSpec, Schema
 
-from features.schema import FieldType, LeadSchema
+from features.schema import FieldType
 from models.scorer import Scorer
 
 CHAMPION = "champion"
@@ -40,12 +40,13 @@ class LoadedScorer:
     run_id: str
 
 
-def model_signature(schema: LeadSchema) -> ModelSignature:
+def model_signature(scorer: Scorer) -> ModelSignature:
     """Signature from the schema alone: no real lead is stored as an input example (PII)."""
+    types = {f.name: f.type for f in scorer.schema.fields}
     inputs = Schema(
         [
-            ColSpec(_COLUMN_TYPES[f.type], f.name, required=False)
-            for f in schema.model_fields_in_order
+            ColSpec(_COLUMN_TYPES[types[name]], name, required=False)
+            for name in scorer.feature_fields
         ]
     )
     outputs = Schema(
@@ -73,7 +74,7 @@ def log_scorer(scorer: Scorer, model_name: str) -> ModelVersion:
             loader_module="models.pyfunc",
             data_path=str(data_path),
             code_paths=code_paths,
-            signature=model_signature(scorer.schema),
+            signature=model_signature(scorer),
             pip_requirements=_pip_requirements(),
             registered_model_name=model_name,
         )

@@ -86,8 +86,8 @@ class Scorer:
 
     @property
     def feature_fields(self) -> list[str]:
-        """Schema fields the model reads, in the schema's order."""
-        return [f.name for f in self.schema.model_fields_in_order]
+        """Schema fields the model reads (the guard may have excluded some of the schema's)."""
+        return self.encoder.fields
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,7 @@ from store.importing import (
     ImportRequest,
     MalformedRowsError,
     OutcomeMapping,
+    RowOrder,
     import_file,
 )
 from training.split import NotEnoughDataError
@@ -143,7 +144,9 @@ def import_(
     lead_type: str | None = typer.Option(None, help="Column with the lead type (MQL, SQL...)."),
     drop: list[str] = typer.Option([], help="Column to leave out entirely (repeatable)."),
     sep: str = typer.Option(",", help="CSV field separator."),
-    newest_first: bool = typer.Option(False, help="Without --time: the file lists newest first."),
+    row_order: RowOrder = typer.Option(
+        RowOrder.AUTO, help="Without --time: which end is newest (auto: read an id sequence)."
+    ),
     skip_malformed: bool = typer.Option(False, help="Import the readable rows, list the rest."),
     schema_out: Path | None = typer.Option(
         None, help="Where to write the inferred schema (default var/schemas/FILE.yaml)."
@@ -162,7 +165,7 @@ def import_(
             drop=tuple(drop),
             closed_at=closed_at,
             sep=sep,
-            newest_first=newest_first,
+            row_order=row_order,
             skip_malformed=skip_malformed,
         )
         try:
@@ -187,8 +190,9 @@ def _print_import(report: ImportReport, request: ImportRequest) -> None:
         f"{counts.duplicates:,} already stored."
     )
     if plan.time_from_row_order:
-        order = "newest first" if request.newest_first else "oldest first"
-        out.print(f"No --time column: the file's row order ({order}) stands for time order.")
+        order = "newest first" if plan.newest_first else "oldest first"
+        why = f", as {report.sequence!r} runs" if report.sequence else ""
+        out.print(f"No --time column: row order stands for time order, read {order}{why}.")
     verb = "Inferred schema written to" if report.schema_written else "Used the existing schema"
     features = sum(f.is_model_input for f in report.schema.fields)
     out.print(f"{verb} {request.schema_out} ({features} candidate model inputs); review it, then:")
@@ -216,6 +220,9 @@ def train(
         champion = run.champion_metrics[name] if run.champion_metrics else None
         table.add_row(name, f"{value:.4f}", "-" if champion is None else f"{champion:.4f}")
     out.print(table)
+    for leak in run.leaks:
+        verdict = "excluded" if leak["excluded"] else "kept (accepted in the schema)"
+        out.print(f"[yellow]Leak guard:[/] {leak['field']!r} {verdict}: {leak['why']}")
     out.print(
         f"Trained on {run.n_train:,} leads ({run.card['training_window']['start'][:10]} to "
         f"{run.card['training_window']['end'][:10]}), evaluated on the newest {run.n_holdout:,}."

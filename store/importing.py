@@ -13,9 +13,11 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,6 +30,8 @@ from store.records import lead_row
 from store.repository import IngestCounts, add_outcomes, upsert_leads
 from store.tables import CLOSING_OUTCOMES
 
+#: Rank correlation with the row order above which a column of ids counts as a sequence.
+SEQUENCE_RHO = 0.99
 _TRUE = frozenset({"true", "yes", "y", "t", "1"})
 _FALSE = frozenset({"false", "no", "n", "f", "0"})
 
@@ -88,6 +92,7 @@ class ImportPlan:
     outcomes: list[dict[str, Any]]
     malformed: list[Malformed]
     time_from_row_order: bool
+    newest_first: bool = False
 
     @property
     def n_open(self) -> int:
@@ -224,7 +229,27 @@ def plan_import(
         outcomes=events,
         malformed=sorted(malformed, key=lambda m: m.line),
         time_from_row_order=time_field is None,
+        newest_first=newest_first,
     )
+
+
+def sequence_column(frame: pd.DataFrame) -> tuple[str, bool] | None:
+    """A column of unique integers that rises or falls with the rows (an auto-increment id).
+
+    CRMs number leads as they are created, so such a column tells which end of a file without
+    dates is the newest. Returns the column and whether the file lists the newest first.
+    """
+    position = pd.Series(np.arange(len(frame)), dtype=float)
+    for column in frame.columns:
+        numbers = pd.to_numeric(frame[column], errors="coerce")
+        if len(frame) < 3 or numbers.isna().any() or not numbers.is_unique:
+            continue
+        if not (numbers == numbers.round()).all():
+            continue
+        rho = numbers.reset_index(drop=True).corr(position, method="spearman")
+        if abs(rho) >= SEQUENCE_RHO:
+            return column, rho < 0
+    return None
 
 
 def _strip(value: str | None) -> str | None:
@@ -261,6 +286,14 @@ def write_import(
     return add_outcomes(session, list(events))
 
 
+class RowOrder(StrEnum):
+    """How to read time from a file without a time column."""
+
+    AUTO = "auto"  # from an id sequence when there is one, else oldest first
+    OLDEST_FIRST = "oldest-first"
+    NEWEST_FIRST = "newest-first"
+
+
 @dataclass(frozen=True)
 class ImportRequest:
     """What `leadloop import` was asked to do."""
@@ -272,7 +305,7 @@ class ImportRequest:
     drop: tuple[str, ...] = ()
     closed_at: str | None = None
     sep: str = ","
-    newest_first: bool = False
+    row_order: RowOrder = RowOrder.AUTO
     skip_malformed: bool = False
 
 
@@ -282,6 +315,8 @@ class ImportReport:
     schema_written: bool
     plan: ImportPlan
     counts: IngestCounts
+    #: The id column whose sequence decided the row order, when "auto" found one.
+    sequence: str | None = None
 
 
 def import_file(
@@ -321,9 +356,10 @@ def import_file(
             raise ImportFileError(f"cannot build a lead schema: {problems}") from None
     if request.outcomes.column in schema.by_name:
         raise ImportFileError(f"the outcome column {request.outcomes.column!r} is in the schema")
-    plan = plan_import(
-        table, schema, request.outcomes, now, request.closed_at, request.newest_first
-    )
+    auto = request.row_order is RowOrder.AUTO and request.roles.time is None
+    sequence = sequence_column(table.frame) if auto else None
+    newest_first = request.row_order is RowOrder.NEWEST_FIRST or bool(sequence and sequence[1])
+    plan = plan_import(table, schema, request.outcomes, now, request.closed_at, newest_first)
     if plan.malformed and not request.skip_malformed:
         raise MalformedRowsError(plan.malformed)
     with sessions.begin() as session:
@@ -331,4 +367,10 @@ def import_file(
     if not reused:
         request.schema_out.parent.mkdir(parents=True, exist_ok=True)
         request.schema_out.write_text(schema.to_yaml(), encoding="utf-8")
-    return ImportReport(schema=schema, schema_written=not reused, plan=plan, counts=counts)
+    return ImportReport(
+        schema=schema,
+        schema_written=not reused,
+        plan=plan,
+        counts=counts,
+        sequence=sequence[0] if sequence else None,
+    )

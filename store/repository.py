@@ -45,6 +45,9 @@ class TrainingFrames:
     leads: pd.DataFrame  # lead_id, created_at, attributes
     snapshots: pd.DataFrame  # lead_id, scored_at, features
     outcomes: pd.DataFrame  # lead_id, event_id, outcome, occurred_at, sequence
+    #: Leads without a closing outcome (lead_id, created_at, attributes): never trained on,
+    #: but the leakage guard compares them with closed ones.
+    open_leads: pd.DataFrame
 
 
 def _insert(session: Session, table: type) -> Insert:
@@ -149,8 +152,15 @@ def training_frames(session: Session) -> TrainingFrames:
             ScoreSnapshot.lead_id.in_(closed_ids)
         )
     ).all()
+    open_leads = session.execute(
+        select(Lead.lead_id, Lead.created_at, Lead.attributes).where(
+            Lead.lead_id.not_in(closed_ids)
+        )
+    ).all()
+    lead_columns = ["lead_id", "created_at", "attributes"]
     return TrainingFrames(
-        leads=_frame(leads, ["lead_id", "created_at", "attributes"]),
+        open_leads=_frame(open_leads, lead_columns),
+        leads=_frame(leads, lead_columns),
         snapshots=_frame(snapshots, ["lead_id", "scored_at", "features"]),
         outcomes=_frame(outcomes, ["lead_id", "event_id", "outcome", "occurred_at", "sequence"]),
     )

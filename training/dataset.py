@@ -61,3 +61,10 @@ def build_training_set(frames: TrainingFrames, schema: LeadSchema) -> pd.DataFra
     rows = pd.concat([rows, features], axis=1)
     # A stored row created after its own outcome cannot be what the lead looked like before it.
     return rows[rows[AS_OF] <= rows[OCCURRED_AT]].reset_index(drop=True)
+
+
+def open_lead_rows(frames: TrainingFrames, schema: LeadSchema) -> pd.DataFrame:
+    """The model fields of leads still open, as last stored."""
+    fields = [f.name for f in schema.model_fields_in_order]
+    attributes = [a or {} for a in frames.open_leads["attributes"]]
+    return pd.DataFrame.from_records(attributes, columns=fields)

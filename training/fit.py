@@ -69,18 +69,20 @@ def fit_scorer(
     valid_rows: pd.DataFrame,
     config: BoosterConfig,
     grades: GradeCutoffs,
+    exclude: frozenset[str] = frozenset(),
 ) -> FittedScorer:
     """Fit encoder and booster on `fit_rows`; stop early and calibrate on `valid_rows`."""
-    fields = [f.name for f in schema.model_fields_in_order]
+    fields = [f.name for f in schema.model_fields_in_order if f.name not in exclude]
     fit_leads, valid_leads = records(fit_rows, fields), records(valid_rows, fields)
-    encoder = fit_encoder(schema, fit_leads)
+    encoder = fit_encoder(schema, fit_leads, exclude=exclude)
     monotone = [_MONOTONE[schema.by_name[name].monotone] for name in encoder.feature_names]
     params = config.lightgbm_params(monotone)
     dataset_params = {"feature_pre_filter": False}
     train = lgb.Dataset(
         encoder.encode(fit_leads),
         label=fit_rows[LABEL].to_numpy(),
-        feature_name=encoder.feature_names,
+        # LightGBM refuses some characters in names; the encoder keeps the real ones.
+        feature_name=[f"column_{i}" for i in range(len(encoder.columns))],
         categorical_feature=encoder.categorical_indices,
         params=dataset_params,
         free_raw_data=False,

@@ -19,8 +19,9 @@ from features.schema import LeadSchema
 from models.grades import GradeCutoffs
 from models.scorer import Scorer
 from store.repository import TrainingFrames
-from training.dataset import AS_OF, LABEL, build_training_set
+from training.dataset import AS_OF, LABEL, build_training_set, open_lead_rows
 from training.fit import BoosterConfig, fit_scorer, records
+from training.leakage import Leak, find_leaks
 from training.metrics import holdout_metrics
 from training.split import time_split
 
@@ -42,6 +43,7 @@ class TrainedCandidate:
     holdout: pd.DataFrame
     holdout_probability: np.ndarray
     card: dict[str, Any]
+    leaks: list[Leak]
 
 
 def _window(rows: pd.DataFrame) -> dict[str, str]:
@@ -62,8 +64,12 @@ def train_candidate(
     """Build the point-in-time dataset, split it in time, fit, calibrate and evaluate."""
     dataset = build_training_set(frames, schema)
     outer = time_split(dataset, config.holdout_fraction)
+    leaks = find_leaks(schema, outer.older, outer.newer, open_lead_rows(frames, schema))
+    excluded = frozenset(leak.field for leak in leaks if leak.excluded)
     inner = time_split(outer.older, config.validation_fraction)
-    fitted = fit_scorer(schema, inner.older, inner.newer, config.booster, config.grades)
+    fitted = fit_scorer(
+        schema, inner.older, inner.newer, config.booster, config.grades, exclude=excluded
+    )
     probability = fitted.scorer.predict_proba(records(outer.newer, fitted.scorer.feature_fields))
     metrics = holdout_metrics(outer.newer[LABEL].to_numpy(), probability)
     train = pd.concat([inner.older, inner.newer], ignore_index=True)
@@ -77,6 +83,7 @@ def train_candidate(
         "n_holdout": len(outer.newer),
         "train_win_rate": float(train[LABEL].mean()),
         "best_iteration": fitted.best_iteration,
+        "leaks": [leak.to_dict() for leak in leaks],
         "metrics": metrics,
         "lightgbm_params": fitted.params,
     }
@@ -88,4 +95,5 @@ def train_candidate(
         holdout=outer.newer,
         holdout_probability=probability,
         card=card,
+        leaks=leaks,
     )

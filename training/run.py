@@ -48,6 +48,7 @@ class TrainingRun:
     n_holdout: int
     card: dict[str, Any]
     training_lead_ids: list[str]
+    leaks: list[dict[str, Any]]
 
     def summary(self) -> dict[str, Any]:
         """The JSON document of `leadloop train --json`."""
@@ -61,6 +62,7 @@ class TrainingRun:
             "champion_metrics": self.champion_metrics,
             "n_train": self.n_train,
             "n_holdout": self.n_holdout,
+            "leaks": self.leaks,
             "training_window": self.card["training_window"],
             "holdout_window": self.card["holdout_window"],
         }
@@ -76,6 +78,7 @@ def _flat_params(candidate: TrainedCandidate, config: TrainingConfig) -> dict[st
         "schema_name": candidate.scorer.schema.name,
         "schema_version": candidate.scorer.schema.version,
         "features": ",".join(candidate.scorer.feature_fields),
+        "excluded_fields": ",".join(x.field for x in candidate.leaks if x.excluded) or "none",
         "n_train": card["n_train"],
         "n_validation": card["n_validation"],
         "n_holdout": card["n_holdout"],
@@ -128,6 +131,7 @@ def train_and_register(
             mlflow.log_metrics({f"champion_{k}": v for k, v in champion_metrics.items()})
         mlflow.log_text(schema.to_yaml(), "lead_schema.yaml")
         mlflow.log_dict(candidate.card, "model_card.json")
+        mlflow.log_dict({"leaks": candidate.card["leaks"]}, "leaks.json")
         version = log_scorer(candidate.scorer, settings.model_name).version
         _tag_decision(client, settings.model_name, version, decision, champion)
     record_promotion(client, settings.model_name, version, decision.promote)
@@ -143,6 +147,7 @@ def train_and_register(
         n_holdout=candidate.card["n_holdout"],
         card=candidate.card,
         training_lead_ids=candidate.dataset["lead_id"].tolist(),
+        leaks=candidate.card["leaks"],
     )
 
 

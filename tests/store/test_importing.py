@@ -18,7 +18,9 @@ from store.importing import (
     ImportRequest,
     MalformedRowsError,
     OutcomeMapping,
+    RowOrder,
     import_file,
+    sequence_column,
 )
 from store.tables import Lead, OutcomeEvent
 from tests.support import NOW, PII_KEY
@@ -122,15 +124,16 @@ def test_without_a_time_column_row_order_is_time_order(
 ) -> None:
     path = write(tmp_path, "id,visits,stage\na,1,won\nb,2,lost\nc,3,lost\n")
     roles = ColumnRoles(id="id")
-    for newest_first, expected in ((False, ["a", "b", "c"]), (True, ["c", "b", "a"])):
-        out = tmp_path / f"{newest_first}.yaml"
+    orders = [(RowOrder.OLDEST_FIRST, ["a", "b", "c"]), (RowOrder.NEWEST_FIRST, ["c", "b", "a"])]
+    for row_order, expected in orders:
+        out = tmp_path / f"{row_order}.yaml"
         report = import_file(
             request(
                 path,
                 tmp_path,
                 roles=roles,
                 closed_at=None,
-                newest_first=newest_first,
+                row_order=row_order,
                 schema_out=out,
             ),
             sessions,
@@ -155,6 +158,22 @@ def test_an_export_without_any_usable_column_is_refused(
             PII_KEY,
             NOW,
         )
+
+
+def test_an_id_sequence_tells_which_end_of_the_file_is_newest(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    path = write(tmp_path, "id,number,visits,stage\na,103,1,won\nb,102,5,lost\nc,100,2,lost\n")
+    report = import_file(
+        request(path, tmp_path, roles=ColumnRoles(id="id"), closed_at=None), sessions, PII_KEY, NOW
+    )
+    assert report.sequence == "number" and report.plan.newest_first
+    by_id = dict(
+        zip((x["lead_id"] for x in report.plan.leads), report.plan.created_at, strict=True)
+    )
+    assert by_id["c"] < by_id["b"] < by_id["a"]
+    shuffled = pd.DataFrame({"n": ["1", "3", "2", "4"], "v": ["x", "y", "z", "w"]})
+    assert sequence_column(shuffled) is None
 
 
 def test_unknown_columns_and_bad_options_are_refused(

@@ -20,6 +20,7 @@ def day(n: float) -> datetime:
 
 def frames(leads: list[tuple], snapshots: list[tuple], outcomes: list[tuple]) -> TrainingFrames:
     return TrainingFrames(
+        open_leads=pd.DataFrame(columns=["lead_id", "created_at", "attributes"]),
         leads=pd.DataFrame(leads, columns=["lead_id", "created_at", "attributes"]),
         snapshots=pd.DataFrame(snapshots, columns=["lead_id", "scored_at", "features"]),
         outcomes=pd.DataFrame(
