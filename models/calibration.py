@@ -33,7 +33,17 @@ class PlattCalibration:
         return cls(float(data["slope"]), float(data["intercept"]))
 
 
-def fit_platt(margin: np.ndarray, y: np.ndarray) -> PlattCalibration:
-    """Fit the sigmoid on held-out margins (unpenalised: the data decides the slope)."""
-    lr = LogisticRegression(C=np.inf).fit(margin.reshape(-1, 1), y)
-    return PlattCalibration(slope=float(lr.coef_[0, 0]), intercept=float(lr.intercept_[0]))
+def fit_platt(
+    margin: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None
+) -> PlattCalibration:
+    """Fit the sigmoid on held-out margins (unpenalised: the data decides the slope).
+
+    A slope below zero would mean the model ranks leads backwards on held-out data; flipping it
+    would also flip every explanation. Such a model gets slope 0: it predicts the base rate.
+    """
+    lr = LogisticRegression(C=np.inf).fit(margin.reshape(-1, 1), y, sample_weight=weights)
+    slope = float(lr.coef_[0, 0])
+    if slope > 0:
+        return PlattCalibration(slope=slope, intercept=float(lr.intercept_[0]))
+    rate = float(np.average(y, weights=weights))
+    return PlattCalibration(slope=0.0, intercept=float(np.log(rate / (1.0 - rate))))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import tempfile
 import warnings
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from pathlib import Path
 
@@ -125,11 +126,65 @@ def ensure_experiment(client: MlflowClient, name: str, artifact_location: str) -
     return client.create_experiment(name, artifact_location=artifact_location)
 
 
+class RegistryError(LookupError):
+    """A version or a previous champion that the registry does not have."""
+
+
+#: Registered-model tag listing the versions that were champion, oldest first.
+HISTORY_TAG = "champion_history"
+
+
+def champion_history(client: MlflowClient, model_name: str) -> list[str]:
+    tags = client.get_registered_model(model_name).tags
+    return [v for v in tags.get(HISTORY_TAG, "").split(",") if v]
+
+
+def _crown(client: MlflowClient, model_name: str, version: str, history: list[str]) -> None:
+    client.set_registered_model_alias(model_name, CHAMPION, version)
+    client.set_registered_model_tag(model_name, HISTORY_TAG, ",".join(history))
+    challenger = alias_version(client, model_name, CHALLENGER)
+    if challenger is not None and str(challenger.version) == version:
+        client.delete_registered_model_alias(model_name, CHALLENGER)
+
+
 def record_promotion(client: MlflowClient, model_name: str, version: str, promote: bool) -> None:
     """Point `champion` at a promoted version; otherwise leave it and mark `challenger`."""
     if promote:
-        client.set_registered_model_alias(model_name, CHAMPION, version)
-        if alias_version(client, model_name, CHALLENGER) is not None:
-            client.delete_registered_model_alias(model_name, CHALLENGER)
+        _crown(client, model_name, version, [*champion_history(client, model_name), version])
     else:
         client.set_registered_model_alias(model_name, CHALLENGER, version)
+
+
+def _sign(
+    client: MlflowClient, model_name: str, version: str, action: str, by: str, why: str
+) -> None:
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    for key, value in {f"{action}_by": by, f"{action}_at": stamp, f"{action}_reason": why}.items():
+        client.set_model_version_tag(model_name, version, key, value)
+
+
+def promote_by_hand(
+    client: MlflowClient, model_name: str, version: str, by: str, reason: str
+) -> None:
+    """Make `version` the champion, recording who did it and why on the version."""
+    try:
+        client.get_model_version(model_name, version)
+    except MlflowException as exc:
+        raise RegistryError(f"{model_name} has no version {version}") from exc
+    _crown(client, model_name, version, [*champion_history(client, model_name), version])
+    _sign(client, model_name, version, "promoted", by, reason)
+
+
+def rollback(client: MlflowClient, model_name: str, by: str, reason: str) -> str:
+    """Give `champion` back to the version that held it before; return that version."""
+    try:
+        history = champion_history(client, model_name)
+    except MlflowException as exc:
+        raise RegistryError(f"no registered model {model_name!r}") from exc
+    if len(history) < 2:
+        raise RegistryError(f"{model_name} has no earlier champion to roll back to")
+    demoted, previous = history[-1], history[-2]
+    _crown(client, model_name, previous, history[:-1])
+    _sign(client, model_name, demoted, "rolled_back", by, reason)
+    _sign(client, model_name, previous, "restored", by, reason)
+    return previous

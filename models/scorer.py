@@ -1,33 +1,55 @@
-"""The scorer: feature encoder + LightGBM booster + calibration + grades, saved as plain files.
+"""The scorer: feature encoder + a margin model + calibration + grades, saved as plain files.
 
-A saved scorer is a directory of text: the booster in LightGBM's own model format and one JSON
-file with the schema, the fitted feature encoder, calibration, grade cut-offs and the model card.
-No pickles, so a model logged today loads in any later process that has the same code.
+The margin model is LightGBM, a logistic regression or a points score; each turns encoded rows
+into a log-odds margin and splits that margin exactly into per-field contributions. Everything
+after the margin (calibration, score, grade, reasons in score points) is shared.
+
+A saved scorer is a directory of text: the model's own files (LightGBM's text format for
+trees) and one JSON file with the schema, the fitted encoder, the model's parameters,
+calibration, grade cut-offs and the model card. No pickles, so a model logged today loads in
+any later process that has the same code.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import lightgbm as lgb
 import numpy as np
 
 from features.encoding import FeatureEncoder
 from features.schema import LeadSchema
+from models.boosted import BoostedTrees
 from models.calibration import PlattCalibration
-from models.explain import Reason, sum_by_field, to_score_points, top_reasons
+from models.explain import Reason, to_score_points, top_reasons
 from models.grades import GradeCutoffs
+from models.linear import LinearModel
+from models.rules import PointsRules
 
-FORMAT_VERSION = 1
-BOOSTER_FILE = "booster.txt"
+FORMAT_VERSION = 2
 SCORER_FILE = "scorer.json"
-#: Up to this many rows one thread is fastest: OpenMP start-up costs more than the work.
-_SINGLE_THREAD_ROWS = 64
+
+
+class MarginModel(Protocol):
+    """What every model kind provides to the scorer."""
+
+    kind: str
+    encoder: FeatureEncoder
+
+    def margin(self, rows: np.ndarray) -> np.ndarray: ...
+
+    def contributions(self, rows: np.ndarray) -> np.ndarray:
+        """Per field of `encoder.fields`, expected value last; each row sums to its margin."""
+        ...
+
+    def to_config(self, directory: Path) -> dict[str, Any]: ...
+
+
+MODEL_KINDS: dict[str, Any] = {kind.kind: kind for kind in (BoostedTrees, LinearModel, PointsRules)}
 
 
 class ScorerFormatError(ValueError):
@@ -45,22 +67,27 @@ class LeadScore:
 @dataclass(frozen=True)
 class Scorer:
     schema: LeadSchema
-    encoder: FeatureEncoder
-    booster: lgb.Booster
+    model: MarginModel
     calibration: PlattCalibration
     grades: GradeCutoffs
     card: dict[str, Any] = field(default_factory=dict)
 
-    def _threads(self, n_rows: int) -> int:
-        return 1 if n_rows <= _SINGLE_THREAD_ROWS else (os.cpu_count() or 1)
+    @property
+    def encoder(self) -> FeatureEncoder:
+        return self.model.encoder
+
+    @property
+    def feature_fields(self) -> list[str]:
+        """Schema fields the model reads (the guard may have excluded some of the schema's)."""
+        return self.encoder.fields
 
     def margin(self, rows: np.ndarray) -> np.ndarray:
-        """Raw booster margin (log-odds before calibration) of encoded rows."""
-        return self.booster.predict(rows, raw_score=True, num_threads=self._threads(len(rows)))
+        """Log-odds before calibration of encoded rows."""
+        return self.model.margin(rows)
 
     def contributions(self, rows: np.ndarray) -> np.ndarray:
-        """TreeSHAP contributions per column, expected value last; each row sums to its margin."""
-        return self.booster.predict(rows, pred_contrib=True, num_threads=self._threads(len(rows)))
+        """Per-field contributions to the margin, expected value last."""
+        return self.model.contributions(rows)
 
     def predict_proba(self, leads: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Calibrated conversion probability of raw leads."""
@@ -70,10 +97,9 @@ class Scorer:
         """Probability, 0-100 score, grade and top reasons of each raw lead."""
         contrib = self.contributions(self.encoder.encode(leads))
         margin, expected = contrib.sum(axis=1), contrib[:, -1]
-        fields = self.feature_fields
-        by_field = sum_by_field(contrib[:, :-1], self.encoder.feature_names, fields)
-        points = to_score_points(by_field, margin, expected, self.calibration)
+        points = to_score_points(contrib[:, :-1], margin, expected, self.calibration)
         probabilities = self.calibration.probability(margin)
+        fields = self.feature_fields
         return [
             LeadScore(
                 probability=float(p),
@@ -84,18 +110,14 @@ class Scorer:
             for i, (p, lead) in enumerate(zip(probabilities, leads, strict=True))
         ]
 
-    @property
-    def feature_fields(self) -> list[str]:
-        """Schema fields the model reads (the guard may have excluded some of the schema's)."""
-        return self.encoder.fields
-
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        self.booster.save_model(directory / BOOSTER_FILE)
         document = {
             "format_version": FORMAT_VERSION,
+            "kind": self.model.kind,
             "schema": self.schema.model_dump(mode="json"),
             "encoder": self.encoder.to_dict(),
+            "model": self.model.to_config(directory),
             "calibration": self.calibration.to_dict(),
             "grades": self.grades.to_dict(),
             "card": self.card,
@@ -106,18 +128,24 @@ class Scorer:
     def load(cls, directory: Path) -> Scorer:
         try:
             document = json.loads((directory / SCORER_FILE).read_text(encoding="utf-8"))
-            booster = lgb.Booster(model_file=directory / BOOSTER_FILE)
-        except (OSError, lgb.basic.LightGBMError, json.JSONDecodeError) as exc:
+        except (OSError, json.JSONDecodeError) as exc:
             raise ScorerFormatError(f"cannot load scorer from {directory}: {exc}") from exc
         if document.get("format_version") != FORMAT_VERSION:
             raise ScorerFormatError(
                 f"scorer format {document.get('format_version')!r} in {directory}; "
                 f"this leadloop reads format {FORMAT_VERSION}"
             )
+        kind = MODEL_KINDS.get(document.get("kind"))
+        if kind is None:
+            raise ScorerFormatError(f"unknown model kind {document.get('kind')!r}")
+        encoder = FeatureEncoder.from_dict(document["encoder"])
+        try:
+            model = kind.from_config(encoder, document["model"], directory)
+        except (OSError, lgb.basic.LightGBMError, KeyError) as exc:
+            raise ScorerFormatError(f"cannot load scorer from {directory}: {exc}") from exc
         return cls(
             schema=LeadSchema.model_validate(document["schema"]),
-            encoder=FeatureEncoder.from_dict(document["encoder"]),
-            booster=booster,
+            model=model,
             calibration=PlattCalibration.from_dict(document["calibration"]),
             grades=GradeCutoffs.from_dict(document["grades"]),
             card=document["card"],

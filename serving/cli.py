@@ -6,6 +6,7 @@ Bad input exits with code 2 and a one-line reason, never a traceback.
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
 from collections import Counter
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from mlflow.exceptions import MlflowException
@@ -37,6 +39,11 @@ from store.importing import (
     import_file,
 )
 from training.split import NotEnoughDataError
+
+if TYPE_CHECKING:  # importing MLflow takes seconds: only the commands that need it do
+    from mlflow import MlflowClient
+
+    from training.run import TrainingRun
 
 app = typer.Typer(
     help="leadloop: lead scores with reasons, learned from closed sales outcomes.",
@@ -212,24 +219,77 @@ def train(
     if json_output:
         print(json.dumps(run.summary()))
         return
-    table = Table(title=f"{settings.model_name} version {run.model_version}", title_justify="left")
-    table.add_column("holdout metric")
-    table.add_column("this model", justify="right")
-    table.add_column("champion", justify="right")
-    for name, value in run.metrics.items():
-        champion = run.champion_metrics[name] if run.champion_metrics else None
-        table.add_row(name, f"{value:.4f}", "-" if champion is None else f"{champion:.4f}")
+    _print_training(run, settings.model_name)
+    out.print(f"MLflow run {run.run_id} in {settings.mlflow_tracking_uri}")
+
+
+def _print_training(run: TrainingRun, model_name: str) -> None:
+    from training.candidates import BASELINES
+    from training.metrics import METRIC_NAMES
+
+    columns = {f"{run.card['model_kind']} (v{run.model_version})": run.metrics}
+    columns |= {name: run.candidate.evaluations[name].metrics for name in BASELINES}
+    if run.champion_metrics:
+        columns[f"champion (v{run.champion_version})"] = run.champion_metrics
+    table = Table(title=f"{model_name}: holdout metrics", title_justify="left")
+    table.add_column("metric")
+    for title in columns:
+        table.add_column(title, justify="right")
+    for metric in METRIC_NAMES:
+        table.add_row(metric, *(f"{values[metric]:.4f}" for values in columns.values()))
     out.print(table)
-    for leak in run.leaks:
+    for leak in run.card["leaks"]:
         verdict = "excluded" if leak["excluded"] else "kept (accepted in the schema)"
         out.print(f"[yellow]Leak guard:[/] {leak['field']!r} {verdict}: {leak['why']}")
+    window = run.card["training_window"]
     out.print(
-        f"Trained on {run.n_train:,} leads ({run.card['training_window']['start'][:10]} to "
-        f"{run.card['training_window']['end'][:10]}), evaluated on the newest {run.n_holdout:,}."
+        f"Trained on {run.card['n_train']:,} leads ({window['start'][:10]} to "
+        f"{window['end'][:10]}), evaluated on the newest {run.card['n_holdout']:,}."
     )
     verdict = "[green]promoted to champion[/]" if run.promoted else "[yellow]not promoted[/]"
-    out.print(f"Version {run.model_version} {verdict}: {run.promotion_reason}.")
-    out.print(f"MLflow run {run.run_id} in {settings.mlflow_tracking_uri}")
+    out.print(f"Version {run.model_version} {verdict}: {run.decision.reason}.")
+
+
+def _registry(settings: Settings) -> MlflowClient:
+    from models.registry import mlflow_client
+
+    return mlflow_client(settings.mlflow_tracking_uri)
+
+
+@app.command()
+def promote(
+    version: str = typer.Argument(..., help="Registered version to serve."),
+    reason: str = typer.Option(..., help="Why, kept on the version in the registry."),
+    by: str = typer.Option(getpass.getuser(), help="Who decided (default: this user)."),
+) -> None:
+    """Make a registered version the champion by hand."""
+    from models.registry import RegistryError, promote_by_hand
+
+    settings = _start()
+    with _reported_errors():
+        try:
+            promote_by_hand(_registry(settings), settings.model_name, version, by, reason)
+        except RegistryError as exc:
+            raise _fail(str(exc)) from None
+    out.print(f"{settings.model_name} version {version} is the champion (by {by}: {reason}).")
+
+
+@app.command()
+def rollback(
+    reason: str = typer.Option(..., help="Why, kept on both versions in the registry."),
+    by: str = typer.Option(getpass.getuser(), help="Who decided (default: this user)."),
+) -> None:
+    """Give the champion alias back to the previous champion."""
+    from models.registry import RegistryError
+    from models.registry import rollback as roll_back
+
+    settings = _start()
+    with _reported_errors():
+        try:
+            version = roll_back(_registry(settings), settings.model_name, by, reason)
+        except RegistryError as exc:
+            raise _fail(str(exc)) from None
+    out.print(f"{settings.model_name} version {version} is the champion again ({reason}).")
 
 
 @app.command()

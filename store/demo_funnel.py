@@ -85,7 +85,7 @@ SENIORITIES = {
     None: (0.08, -0.2),
 }
 DECISION_MAKERS = ("c_level", "vp", "director")
-INTERCEPT = -3.9
+INTERCEPT = -4.35
 LOST_REASONS = ("price", "competitor", "no_decision", "timing", "missing_feature")
 DISQUALIFIED_REASONS = ("not_a_fit", "no_budget", "student", "spam", "wrong_region")
 FIRST_NAMES = ("ana", "ben", "chloe", "dev", "emma", "farid", "grace", "hugo", "ines", "jon")
@@ -140,8 +140,30 @@ def _arrival_times(rng: np.random.Generator, n: int) -> np.ndarray:
 def _company_size_effect(size: np.ndarray) -> np.ndarray:
     """Mid-market companies (a few hundred to a few thousand people) convert best."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        bump = 1.0 * np.exp(-((np.log10(size) - 2.8) ** 2) / (2 * 0.7**2)) - 0.45
-    return np.where(np.isnan(size), -0.5, bump)
+        bump = 1.5 * np.exp(-((np.log10(size) - 2.8) ** 2) / (2 * 0.5**2)) - 0.5
+    return np.where(np.isnan(size), -0.6, bump)
+
+
+def _interactions(
+    industry: np.ndarray,
+    size: np.ndarray,
+    seniority: np.ndarray,
+    lead_type: np.ndarray,
+    demo_requested: np.ndarray,
+    page_views: np.ndarray,
+    form_fills: np.ndarray,
+) -> np.ndarray:
+    """Real funnels are not additive: who buys depends on combinations of fields."""
+    with np.errstate(invalid="ignore"):
+        big, enterprise, tiny = size >= 200, size >= 2_000, size < 20
+    return (
+        1.0 * (np.isin(industry, ["software", "financial_services"]) & big)
+        - 1.2 * (np.isin(industry, ["government", "education"]) & enterprise)
+        - 1.2 * ((seniority == "c_level") & tiny)  # founders of tiny shops: no budget
+        + 0.8 * (np.isin(seniority, ["vp", "director"]) & big)
+        + 1.0 * ((page_views >= 8) & (form_fills >= 2))  # pricing pages, then a contact form
+        + 0.8 * (demo_requested & (lead_type == "SQL"))
+    )
 
 
 def generate_demo_funnel(n_leads: int = DEFAULT_LEADS, seed: int = 0) -> DemoFunnel:
@@ -190,6 +212,9 @@ def generate_demo_funnel(n_leads: int = DEFAULT_LEADS, seed: int = 0) -> DemoFun
         + 0.3 * np.minimum(form_fills, 3)
         + demo_requested * (0.8 + 0.5 * is_decision_maker)
         + 0.25 * np.exp(-((np.log1p(days_since_first_touch) - 3.0) ** 2) / 2)
+        + _interactions(
+            industry, size, seniority, lead_type, demo_requested, page_views, form_fills
+        )
         + COLLAPSE_LOGIT * collapsed
     )
     p_true = expit(logit)

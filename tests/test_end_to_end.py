@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 from features.schema import LeadSchema
 from models.registry import CHAMPION, alias_version, mlflow_client
 from serving.app import create_app
-from store.demo_funnel import generate_demo_funnel
+from store.demo_funnel import DemoFunnel
 from store.repository import training_frames
 from tests.support import TrainedSetup, train_setup
 from training.dataset import build_training_set
@@ -18,9 +18,9 @@ from training.run import train_and_register
 
 
 def test_scored_leads_and_their_outcomes_feed_the_next_model(
-    tmp_path: Path, database_url: str, demo_schema: LeadSchema
+    tmp_path: Path, database_url: str, demo_schema: LeadSchema, small_funnel: DemoFunnel
 ) -> None:
-    setup = train_setup(tmp_path, generate_demo_funnel(4_000, seed=5), demo_schema, database_url)
+    setup = train_setup(tmp_path, small_funnel, demo_schema, database_url)
     try:
         check_the_loop(setup, demo_schema)
     finally:

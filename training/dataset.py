@@ -7,12 +7,14 @@ Only fields known at scoring time are taken, so a sales-filled field cannot leak
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from features.schema import LeadSchema
 from store.repository import TrainingFrames
 
 LABEL = "label"
+WEIGHT = "weight"
 AS_OF = "as_of"
 OCCURRED_AT = "occurred_at"
 WON = "won"
@@ -68,3 +70,35 @@ def open_lead_rows(frames: TrainingFrames, schema: LeadSchema) -> pd.DataFrame:
     fields = [f.name for f in schema.model_fields_in_order]
     attributes = [a or {} for a in frames.open_leads["attributes"]]
     return pd.DataFrame.from_records(attributes, columns=fields)
+
+
+#: A recent lead's weight is at most this: a win seen one day after scoring is rare evidence,
+#: not a reason to count it a hundred times.
+MAX_CENSORING_WEIGHT = 10.0
+_MIN_CLASS_ROWS = 30
+
+
+def censoring_weights(rows: pd.DataFrame, max_weight: float = MAX_CENSORING_WEIGHT) -> np.ndarray:
+    """Inverse-probability-of-censoring weights for closed leads (1.0 for old ones).
+
+    Recent leads are closed only if they closed fast, and disqualifications close faster than
+    wins: counted plainly, the newest leads look worse than they are and every model trained or
+    judged on them is biased low. Each closed lead is weighted by 1 / P(a lead with its outcome
+    closes within the time this one has had), the probability estimated from the delays of the
+    older half of the leads (old enough for slow outcomes to have arrived).
+    """
+    if rows.empty:
+        return np.ones(0)
+    evidence_end = rows[OCCURRED_AT].max()
+    delay = (rows[OCCURRED_AT] - rows[AS_OF]).dt.total_seconds().to_numpy()
+    age = (evidence_end - rows[AS_OF]).dt.total_seconds().to_numpy()
+    old = rows[AS_OF] <= rows[AS_OF].min() + (evidence_end - rows[AS_OF].min()) / 2
+    weights = np.ones(len(rows))
+    for outcome in rows["outcome"].unique():
+        of_class = (rows["outcome"] == outcome).to_numpy()
+        reference = np.sort(delay[of_class & old.to_numpy()])
+        if len(reference) < _MIN_CLASS_ROWS:
+            continue
+        closed_within = np.searchsorted(reference, age[of_class], side="right") / len(reference)
+        weights[of_class] = 1.0 / np.maximum(closed_within, 1.0 / max_weight)
+    return weights

@@ -1,29 +1,97 @@
-"""Holdout metrics of conversion probabilities (pure functions)."""
+"""Holdout metrics of conversion probabilities (pure functions).
+
+Every metric takes optional lead weights (the censoring weights of `training.dataset`), so
+recent leads count as much as the outcomes they stand for.
+"""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
-METRIC_NAMES = ("roc_auc", "pr_auc", "log_loss", "brier", "lift_at_10")
+METRIC_NAMES = ("roc_auc", "pr_auc", "log_loss", "brier", "lift_at_10", "ece")
+#: Equal-mass bins: with a low win rate, equal-width bins would leave the top ones nearly empty.
+CALIBRATION_BINS = 10
 
 
-def lift_at(y: np.ndarray, probability: np.ndarray, fraction: float) -> float:
+def _weights(y: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    return np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
+
+
+def lift_at(
+    y: np.ndarray, probability: np.ndarray, fraction: float, weights: np.ndarray | None = None
+) -> float:
     """Win rate among the top `fraction` of leads by probability, over the overall win rate."""
-    n_top = max(1, math.ceil(len(y) * fraction))
-    top = np.argsort(-probability, kind="stable")[:n_top]
-    return float(np.mean(y[top]) / np.mean(y))
+    w = _weights(y, weights)
+    order = np.argsort(-probability, kind="stable")
+    mass = np.cumsum(w[order])
+    top = order[: max(1, int(np.searchsorted(mass, fraction * mass[-1], side="left")) + 1)]
+    return float(np.average(y[top], weights=w[top]) / np.average(y, weights=w))
 
 
-def holdout_metrics(y: np.ndarray, probability: np.ndarray) -> dict[str, float]:
+def reliability(
+    y: np.ndarray,
+    probability: np.ndarray,
+    weights: np.ndarray | None = None,
+    bins: int = CALIBRATION_BINS,
+) -> list[dict[str, float]]:
+    """Mean predicted probability against the actual win rate, per equal-mass bin."""
+    w = _weights(y, weights)
+    order = np.argsort(probability, kind="stable")
+    mass = np.cumsum(w[order]) / w.sum()
+    bin_of = np.minimum((mass * bins - 1e-9).astype(int), bins - 1)
+    curve = []
+    for b in range(bins):
+        part = order[bin_of == b]
+        if len(part):
+            curve.append(
+                {
+                    "predicted": float(np.average(probability[part], weights=w[part])),
+                    "actual": float(np.average(y[part], weights=w[part])),
+                    "weight": float(w[part].sum()),
+                    "count": int(len(part)),
+                }
+            )
+    return curve
+
+
+def expected_calibration_error(
+    y: np.ndarray, probability: np.ndarray, weights: np.ndarray | None = None
+) -> float:
+    """Mass-weighted mean gap between predicted and actual rates over equal-mass bins."""
+    curve = reliability(y, probability, weights)
+    total = sum(b["weight"] for b in curve)
+    return float(sum(b["weight"] * abs(b["predicted"] - b["actual"]) for b in curve) / total)
+
+
+def holdout_metrics(
+    y: np.ndarray, probability: np.ndarray, weights: np.ndarray | None = None
+) -> dict[str, float]:
     y = np.asarray(y)
     probability = np.asarray(probability, dtype=float)
+    w = _weights(y, weights)
     return {
-        "roc_auc": float(roc_auc_score(y, probability)),
-        "pr_auc": float(average_precision_score(y, probability)),
-        "log_loss": float(log_loss(y, probability, labels=[0, 1])),
-        "brier": float(brier_score_loss(y, probability)),
-        "lift_at_10": lift_at(y, probability, 0.10),
+        "roc_auc": float(roc_auc_score(y, probability, sample_weight=w)),
+        "pr_auc": float(average_precision_score(y, probability, sample_weight=w)),
+        "log_loss": float(log_loss(y, probability, sample_weight=w, labels=[0, 1])),
+        "brier": float(brier_score_loss(y, probability, sample_weight=w)),
+        "lift_at_10": lift_at(y, probability, 0.10, w),
+        "ece": expected_calibration_error(y, probability, w),
     }
+
+
+def bootstrap_weights(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_boot, n) resampling counts, shared by both models of a paired comparison."""
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(float)
+
+
+def weighted_aucs(y: np.ndarray, probability: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """AUC under each row of weights, ties counted half (one sort for all rows)."""
+    order = np.argsort(probability, kind="stable")
+    ranked, won = probability[order], np.asarray(y)[order].astype(float)
+    w = weights[:, order]
+    starts = np.r_[0, np.flatnonzero(np.diff(ranked)) + 1]
+    pos = np.add.reduceat(w * won, starts, axis=1)
+    neg = np.add.reduceat(w * (1.0 - won), starts, axis=1)
+    below = np.cumsum(neg, axis=1) - neg
+    return (pos * (below + 0.5 * neg)).sum(axis=1) / (pos.sum(axis=1) * neg.sum(axis=1))

@@ -1,8 +1,10 @@
-"""From stored closed leads to an evaluated candidate scorer (no I/O: the caller reads the store).
+"""From stored closed leads to an evaluated challenger (no I/O: the caller reads the store).
 
 Leads are ordered by the time their features were known. The newest `holdout_fraction` is the
-holdout, touched only to measure the finished model. Within the older leads, the newest
-`validation_fraction` stops the boosting and fits the calibration.
+holdout, touched only to measure finished models. Within the older leads, the newest
+`validation_fraction` stops the boosting, fits each model's calibration and chooses the
+challenger among the servable candidates. The leakage guard looks at the older leads (and
+only at the holdout's features) before anything is fitted.
 """
 
 from __future__ import annotations
@@ -19,8 +21,22 @@ from features.schema import LeadSchema
 from models.grades import GradeCutoffs
 from models.scorer import Scorer
 from store.repository import TrainingFrames
-from training.dataset import AS_OF, LABEL, build_training_set, open_lead_rows
-from training.fit import BoosterConfig, fit_scorer, records
+from training.candidates import (
+    BASELINES,
+    SERVABLE,
+    CandidateConfig,
+    Fitted,
+    fit_all,
+    records,
+)
+from training.dataset import (
+    AS_OF,
+    LABEL,
+    WEIGHT,
+    build_training_set,
+    censoring_weights,
+    open_lead_rows,
+)
 from training.leakage import Leak, find_leaks
 from training.metrics import holdout_metrics
 from training.split import time_split
@@ -30,20 +46,65 @@ from training.split import time_split
 class TrainingConfig:
     holdout_fraction: float = 0.2
     validation_fraction: float = 0.15
-    booster: BoosterConfig = field(default_factory=BoosterConfig)
+    models: CandidateConfig = field(default_factory=CandidateConfig)
     grades: GradeCutoffs = field(default_factory=GradeCutoffs)
 
 
 @dataclass(frozen=True)
-class TrainedCandidate:
-    scorer: Scorer
+class Evaluation:
+    """One model's results: validation AUC (how it was chosen) and holdout metrics."""
+
+    name: str
+    validation_auc: float
     metrics: dict[str, float]
+    probability: np.ndarray  # on the holdout leads, in holdout order
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"validation_auc": self.validation_auc, "holdout": self.metrics}
+
+
+@dataclass(frozen=True)
+class TrainedCandidate:
+    """Everything one run fitted and measured; `chosen` names the challenger."""
+
+    chosen: str
+    fitted: dict[str, Fitted]
+    evaluations: dict[str, Evaluation]
     dataset: pd.DataFrame
     train: pd.DataFrame  # fitting plus validation leads
     holdout: pd.DataFrame
-    holdout_probability: np.ndarray
-    card: dict[str, Any]
     leaks: list[Leak]
+    facts: dict[str, Any]  # the parts of the model card every model shares
+
+    def switch(self, name: str) -> TrainedCandidate:
+        """The same run with another of its models as the challenger."""
+        return dataclasses.replace(self, chosen=name)
+
+    @property
+    def card(self) -> dict[str, Any]:
+        return self.facts | {
+            "model_kind": self.chosen,
+            "metrics": self.metrics,
+            "model_info": self.fitted[self.chosen].info,
+        }
+
+    @property
+    def scorer(self) -> Scorer:
+        return dataclasses.replace(self.fitted[self.chosen].scorer, card=self.card)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return self.evaluations[self.chosen].metrics
+
+    @property
+    def holdout_probability(self) -> np.ndarray:
+        return self.evaluations[self.chosen].probability
+
+    @property
+    def best_baseline(self) -> Evaluation:
+        """The strongest baseline on the holdout, other than the challenger itself."""
+        others = [self.evaluations[b] for b in BASELINES if b != self.chosen]
+        return max(others, key=lambda e: e.metrics["roc_auc"])
 
 
 def _window(rows: pd.DataFrame) -> dict[str, str]:
@@ -51,8 +112,15 @@ def _window(rows: pd.DataFrame) -> dict[str, str]:
 
 
 def holdout_leads(candidate: TrainedCandidate) -> list[dict[str, Any]]:
-    """The holdout as lead mappings, for scoring it with another model (the champion)."""
-    return records(candidate.holdout, candidate.scorer.feature_fields)
+    """The holdout as lead mappings of every model field, for scoring it with the champion."""
+    fields = [f.name for f in candidate.scorer.schema.model_fields_in_order]
+    return records(candidate.holdout, fields)
+
+
+def choose(fitted: dict[str, Fitted], allowed: tuple[str, ...]) -> str:
+    """The servable candidate with the best validation AUC (ties go to the simpler model)."""
+    simplest_first = [name for name in reversed(SERVABLE) if name in allowed and name in fitted]
+    return max(simplest_first, key=lambda name: fitted[name].validation_auc)
 
 
 def train_candidate(
@@ -61,39 +129,50 @@ def train_candidate(
     config: TrainingConfig,
     trained_at: datetime,
 ) -> TrainedCandidate:
-    """Build the point-in-time dataset, split it in time, fit, calibrate and evaluate."""
+    """Build the point-in-time dataset, guard it, split it in time, fit, choose, evaluate."""
     dataset = build_training_set(frames, schema)
+    dataset[WEIGHT] = censoring_weights(dataset)
     outer = time_split(dataset, config.holdout_fraction)
     leaks = find_leaks(schema, outer.older, outer.newer, open_lead_rows(frames, schema))
     excluded = frozenset(leak.field for leak in leaks if leak.excluded)
     inner = time_split(outer.older, config.validation_fraction)
-    fitted = fit_scorer(
-        schema, inner.older, inner.newer, config.booster, config.grades, exclude=excluded
-    )
-    probability = fitted.scorer.predict_proba(records(outer.newer, fitted.scorer.feature_fields))
-    metrics = holdout_metrics(outer.newer[LABEL].to_numpy(), probability)
+    fitted = fit_all(schema, inner.older, inner.newer, config.models, config.grades, excluded)
+    chosen = choose(fitted, config.models.candidates)
+
+    holdout, y, w = outer.newer, outer.newer[LABEL].to_numpy(), outer.newer[WEIGHT].to_numpy()
+    fields = fitted[chosen].scorer.feature_fields
+    evaluations = {}
+    for name, model in fitted.items():
+        probability = model.scorer.predict_proba(records(holdout, fields))
+        metrics = holdout_metrics(y, probability, w)
+        evaluations[name] = Evaluation(name, model.validation_auc, metrics, probability)
+    fit_rows = inner.older
+    constant = np.full(len(holdout), np.average(fit_rows[LABEL], weights=fit_rows[WEIGHT]))
+    base_rate = holdout_metrics(y, constant, w)
+    evaluations["base_rate"] = Evaluation("base_rate", 0.5, base_rate, constant)
+
     train = pd.concat([inner.older, inner.newer], ignore_index=True)
-    card = {
+    facts = {
         "trained_at": trained_at.isoformat(),
         "training_window": _window(train),
-        "holdout_window": _window(outer.newer),
+        "holdout_window": _window(holdout),
         "n_train": len(train),
         "n_fit": len(inner.older),
         "n_validation": len(inner.newer),
-        "n_holdout": len(outer.newer),
-        "train_win_rate": float(train[LABEL].mean()),
-        "best_iteration": fitted.best_iteration,
+        "n_holdout": len(holdout),
+        "train_win_rate": float(np.average(train[LABEL], weights=train[WEIGHT])),
+        "max_censoring_weight": float(dataset[WEIGHT].max()),
         "leaks": [leak.to_dict() for leak in leaks],
-        "metrics": metrics,
-        "lightgbm_params": fitted.params,
+        "candidates": {n: evaluations[n].to_dict() for n in fitted if n in SERVABLE},
+        "baselines": {n: evaluations[n].to_dict() for n in BASELINES},
     }
     return TrainedCandidate(
-        scorer=dataclasses.replace(fitted.scorer, card=card),
-        metrics=metrics,
+        chosen=chosen,
+        fitted=fitted,
+        evaluations=evaluations,
         dataset=dataset,
         train=train,
-        holdout=outer.newer,
-        holdout_probability=probability,
-        card=card,
+        holdout=holdout,
         leaks=leaks,
+        facts=facts,
     )

@@ -1,28 +1,102 @@
-"""The promotion gate: a challenger replaces the champion only when it is not worse."""
+"""The promotion gate: paired bootstrap intervals on the holdout AUC difference.
+
+A challenger is promoted only when
+- it beats the best baseline it is not itself: the 95% interval of its AUC minus the
+  baseline's lies above zero (a model no better than a points score is not worth serving);
+- and, when there is a champion, it is at least as good: its AUC on the same leads is not
+  lower, and the interval's lower end is above -`CHAMPION_TOLERANCE` (so a retrain on more
+  data replaces an equal champion, but a worse one never does).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
+
+from training.metrics import bootstrap_weights, weighted_aucs
+
+BOOTSTRAP_SAMPLES = 1_000
+CHAMPION_TOLERANCE = 0.01
+_CHUNK = 100
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Challenger AUC minus another model's, on the same holdout leads."""
+
+    against: str
+    difference: float
+    low: float
+    high: float
+
+    def to_dict(self) -> dict[str, float | str]:
+        return {"against": self.against, "auc_difference": self.difference} | {
+            "interval_low": self.low,
+            "interval_high": self.high,
+        }
 
 
 @dataclass(frozen=True)
 class PromotionDecision:
     promote: bool
     reason: str
+    comparisons: tuple[Comparison, ...] = ()
 
 
-def decide_promotion(challenger_auc: float, champion_auc: float | None) -> PromotionDecision:
-    """Compare holdout AUCs measured on the same leads."""
-    if champion_auc is None:
-        return PromotionDecision(True, "no champion yet: the first model becomes champion")
-    if challenger_auc >= champion_auc:
+def compare_auc(
+    y: np.ndarray,
+    challenger: np.ndarray,
+    other: np.ndarray,
+    against: str,
+    lead_weights: np.ndarray | None = None,
+    n_boot: int = BOOTSTRAP_SAMPLES,
+    seed: int = 0,
+) -> Comparison:
+    """Paired bootstrap 95% interval of AUC(challenger) - AUC(other), leads weighted."""
+    rng = np.random.default_rng(seed)
+    lead = np.ones(len(y)) if lead_weights is None else np.asarray(lead_weights, dtype=float)
+    full = lead[None, :]
+    difference = float(weighted_aucs(y, challenger, full)[0] - weighted_aucs(y, other, full)[0])
+    spread = []
+    for start in range(0, n_boot, _CHUNK):  # chunks bound the memory to _CHUNK x n weights
+        weights = bootstrap_weights(len(y), min(_CHUNK, n_boot - start), rng) * lead
+        spread.append(weighted_aucs(y, challenger, weights) - weighted_aucs(y, other, weights))
+    low, high = np.quantile(np.concatenate(spread), [0.025, 0.975])
+    return Comparison(against, difference, float(low), float(high))
+
+
+def decide_promotion(
+    versus_baseline: Comparison, versus_champion: Comparison | None
+) -> PromotionDecision:
+    """Apply the gate to comparisons measured on the same holdout."""
+    comparisons = (versus_baseline,) + ((versus_champion,) if versus_champion else ())
+    b = versus_baseline
+    if b.low <= 0:
+        return PromotionDecision(
+            False,
+            f"not clearly better than the best baseline ({b.against}): AUC difference "
+            f"{b.difference:+.4f}, 95% interval [{b.low:+.4f}, {b.high:+.4f}] includes 0",
+            comparisons,
+        )
+    if versus_champion is None:
         return PromotionDecision(
             True,
-            f"holdout AUC {challenger_auc:.4f} is not worse than the champion's "
-            f"{champion_auc:.4f} on the same leads",
+            f"no champion yet, and it beats the best baseline ({b.against}) by "
+            f"{b.difference:+.4f} AUC [{b.low:+.4f}, {b.high:+.4f}]",
+            comparisons,
+        )
+    c = versus_champion
+    if c.difference < 0 or c.low <= -CHAMPION_TOLERANCE:
+        return PromotionDecision(
+            False,
+            f"worse than the champion ({c.against}) on the same leads: AUC difference "
+            f"{c.difference:+.4f}, 95% interval [{c.low:+.4f}, {c.high:+.4f}]",
+            comparisons,
         )
     return PromotionDecision(
-        False,
-        f"holdout AUC {challenger_auc:.4f} is worse than the champion's {champion_auc:.4f} "
-        "on the same leads",
+        True,
+        f"beats the best baseline ({b.against}) by {b.difference:+.4f} AUC and is not worse "
+        f"than the champion ({c.against}): {c.difference:+.4f} [{c.low:+.4f}, {c.high:+.4f}]",
+        comparisons,
     )

@@ -1,7 +1,8 @@
 """`leadloop train` as a service: read the store, train, compare, log and register in MLflow.
 
 This is the I/O edge around `training.pipeline`: it reads closed leads, scores the same holdout
-with the current champion, logs the run, registers the new version and moves the aliases.
+with the current champion, applies the promotion gate, logs the run, registers the new version
+and moves the aliases.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ from models.registry import (
 )
 from serving.settings import Settings
 from store.repository import training_frames
-from training.dataset import LABEL
+from training.candidates import SERVABLE
+from training.dataset import LABEL, WEIGHT
 from training.metrics import holdout_metrics
 from training.pipeline import TrainedCandidate, TrainingConfig, holdout_leads, train_candidate
-from training.promotion import PromotionDecision, decide_promotion
+from training.promotion import PromotionDecision, compare_auc, decide_promotion
 
 Progress = Callable[[str], None]
 
@@ -39,42 +41,58 @@ Progress = Callable[[str], None]
 class TrainingRun:
     run_id: str
     model_version: str
-    promoted: bool
-    promotion_reason: str
+    decision: PromotionDecision
     champion_version: str | None
-    metrics: dict[str, float]
     champion_metrics: dict[str, float] | None
-    n_train: int
-    n_holdout: int
-    card: dict[str, Any]
-    training_lead_ids: list[str]
-    leaks: list[dict[str, Any]]
+    candidate: TrainedCandidate
+
+    @property
+    def promoted(self) -> bool:
+        return self.decision.promote
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return self.candidate.metrics
+
+    @property
+    def card(self) -> dict[str, Any]:
+        return self.candidate.card
+
+    @property
+    def training_lead_ids(self) -> list[str]:
+        return self.candidate.dataset["lead_id"].tolist()
 
     def summary(self) -> dict[str, Any]:
         """The JSON document of `leadloop train --json`."""
+        card = self.card
         return {
             "run_id": self.run_id,
             "model_version": self.model_version,
+            "model_kind": card["model_kind"],
             "promoted": self.promoted,
-            "promotion_reason": self.promotion_reason,
+            "promotion_reason": self.decision.reason,
+            "comparisons": [c.to_dict() for c in self.decision.comparisons],
             "champion_version": self.champion_version,
             "metrics": self.metrics,
             "champion_metrics": self.champion_metrics,
-            "n_train": self.n_train,
-            "n_holdout": self.n_holdout,
-            "leaks": self.leaks,
-            "training_window": self.card["training_window"],
-            "holdout_window": self.card["holdout_window"],
+            "baselines": {name: b["holdout"] for name, b in card["baselines"].items()},
+            "candidates": card["candidates"],
+            "leaks": card["leaks"],
+            "n_train": card["n_train"],
+            "n_holdout": card["n_holdout"],
+            "training_window": card["training_window"],
+            "holdout_window": card["holdout_window"],
         }
 
 
 def _flat_params(candidate: TrainedCandidate, config: TrainingConfig) -> dict[str, Any]:
     card = candidate.card
-    lightgbm = {f"lgbm_{k}": v for k, v in card["lightgbm_params"].items()}
+    lightgbm = {f"lgbm_{k}": v for k, v in card["model_info"].get("params", {}).items()}
     return lightgbm | {
+        "model_kind": candidate.chosen,
         "holdout_fraction": config.holdout_fraction,
         "validation_fraction": config.validation_fraction,
-        "best_iteration": card["best_iteration"],
+        "best_iteration": card["model_info"].get("best_iteration", "n/a"),
         "schema_name": candidate.scorer.schema.name,
         "schema_version": candidate.scorer.schema.version,
         "features": ",".join(candidate.scorer.feature_fields),
@@ -88,6 +106,31 @@ def _flat_params(candidate: TrainedCandidate, config: TrainingConfig) -> dict[st
         "holdout_end": card["holdout_window"]["end"],
         "grade_cutoffs": candidate.scorer.grades.to_dict(),
     }
+
+
+def gate(
+    candidate: TrainedCandidate, champion: LoadedScorer | None
+) -> tuple[TrainedCandidate, PromotionDecision, dict[str, float] | None]:
+    """Compare the challenger with the best baseline and the champion on the same holdout.
+
+    A challenger that does not clearly beat the logistic regression gives way to it: the
+    regression is servable with exact explanations, and the served model must never be
+    worse than the best baseline. It must then beat the rules score in turn.
+    """
+    y, w = candidate.holdout[LABEL].to_numpy(), candidate.holdout[WEIGHT].to_numpy()
+    baseline = candidate.best_baseline
+    versus_baseline = compare_auc(
+        y, candidate.holdout_probability, baseline.probability, baseline.name, w
+    )
+    if versus_baseline.low <= 0 and baseline.name in candidate.fitted and baseline.name in SERVABLE:
+        return gate(candidate.switch(baseline.name), champion)
+    challenger = candidate.holdout_probability
+    if champion is None:
+        return candidate, decide_promotion(versus_baseline, None), None
+    probability = champion.scorer.predict_proba(holdout_leads(candidate))
+    versus_champion = compare_auc(y, challenger, probability, f"version {champion.version}", w)
+    decision = decide_promotion(versus_baseline, versus_champion)
+    return candidate, decision, holdout_metrics(y, probability, w)
 
 
 def train_and_register(
@@ -109,15 +152,9 @@ def train_and_register(
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     mlflow.set_registry_uri(settings.mlflow_tracking_uri)
     client = mlflow_client(settings.mlflow_tracking_uri)
-    progress("Scoring the holdout with the current champion")
+    progress("Comparing with the baselines and the current champion")
     champion = load_alias(client, settings.model_name, CHAMPION)
-    champion_metrics = None
-    if champion is not None:
-        probability = champion.scorer.predict_proba(holdout_leads(candidate))
-        champion_metrics = holdout_metrics(candidate.holdout[LABEL].to_numpy(), probability)
-    decision = decide_promotion(
-        candidate.metrics["roc_auc"], champion_metrics["roc_auc"] if champion_metrics else None
-    )
+    candidate, decision, champion_metrics = gate(candidate, champion)
 
     progress("Logging the run and registering the model in MLflow")
     experiment_id = ensure_experiment(
@@ -127,27 +164,23 @@ def train_and_register(
         run_id = mlflow.active_run().info.run_id
         mlflow.log_params(_flat_params(candidate, config))
         mlflow.log_metrics(candidate.metrics)
+        for name, evaluation in candidate.evaluations.items():
+            mlflow.log_metrics({f"{name}.{k}": v for k, v in evaluation.metrics.items()})
         if champion_metrics is not None:
-            mlflow.log_metrics({f"champion_{k}": v for k, v in champion_metrics.items()})
+            mlflow.log_metrics({f"champion.{k}": v for k, v in champion_metrics.items()})
         mlflow.log_text(schema.to_yaml(), "lead_schema.yaml")
         mlflow.log_dict(candidate.card, "model_card.json")
         mlflow.log_dict({"leaks": candidate.card["leaks"]}, "leaks.json")
-        version = log_scorer(candidate.scorer, settings.model_name).version
+        version = str(log_scorer(candidate.scorer, settings.model_name).version)
         _tag_decision(client, settings.model_name, version, decision, champion)
     record_promotion(client, settings.model_name, version, decision.promote)
     return TrainingRun(
         run_id=run_id,
-        model_version=str(version),
-        promoted=decision.promote,
-        promotion_reason=decision.reason,
+        model_version=version,
+        decision=decision,
         champion_version=champion.version if champion else None,
-        metrics=candidate.metrics,
         champion_metrics=champion_metrics,
-        n_train=candidate.card["n_train"],
-        n_holdout=candidate.card["n_holdout"],
-        card=candidate.card,
-        training_lead_ids=candidate.dataset["lead_id"].tolist(),
-        leaks=candidate.card["leaks"],
+        candidate=candidate,
     )
 
 

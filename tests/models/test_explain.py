@@ -7,10 +7,10 @@ import pytest
 
 from models.calibration import PlattCalibration
 from models.explain import MIN_REASON_POINTS, sum_by_field, to_score_points, top_reasons
-from models.registry import CHAMPION, load_alias, mlflow_client
 from models.scorer import Scorer
+from tests.models.conftest import KINDS
 from tests.support import TrainedSetup
-from training.fit import records
+from training.candidates import records
 
 
 @pytest.fixture(scope="module")
@@ -19,13 +19,9 @@ def leads(trained: TrainedSetup) -> list[dict]:
     return rows.astype(object).where(rows.notna(), None).to_dict(orient="records")
 
 
-@pytest.fixture(scope="module")
-def scorer(trained: TrainedSetup) -> Scorer:
-    loaded = load_alias(
-        mlflow_client(trained.settings.mlflow_tracking_uri), trained.settings.model_name, CHAMPION
-    )
-    assert loaded is not None
-    return loaded.scorer
+@pytest.fixture(scope="module", params=KINDS)
+def scorer(request: pytest.FixtureRequest, scorers: dict[str, Scorer]) -> Scorer:
+    return scorers[request.param]
 
 
 def test_contributions_plus_expected_value_equal_the_raw_margin(
@@ -33,8 +29,19 @@ def test_contributions_plus_expected_value_equal_the_raw_margin(
 ) -> None:
     rows = scorer.encoder.encode(leads)
     contributions = scorer.contributions(rows)
-    assert contributions.shape == (len(leads), len(scorer.encoder.feature_names) + 1)
+    assert contributions.shape == (len(leads), len(scorer.feature_fields) + 1)
     np.testing.assert_allclose(contributions.sum(axis=1), scorer.margin(rows), atol=1e-9)
+
+
+def test_tree_contributions_are_lightgbm_treeshap(
+    scorers: dict[str, Scorer], leads: list[dict]
+) -> None:
+    """Per field, the contributions are LightGBM's own pred_contrib (one column per field)."""
+    scorer = scorers["lightgbm"]
+    rows = scorer.encoder.encode(leads)
+    raw = scorer.model.booster.predict(rows, pred_contrib=True)
+    np.testing.assert_allclose(scorer.contributions(rows), raw, atol=1e-12)
+    np.testing.assert_allclose(raw.sum(axis=1), scorer.model.booster.predict(rows, raw_score=True))
 
 
 def test_score_points_add_up_to_the_distance_from_the_average_lead(
@@ -42,8 +49,7 @@ def test_score_points_add_up_to_the_distance_from_the_average_lead(
 ) -> None:
     contributions = scorer.contributions(scorer.encoder.encode(leads))
     margin, expected = contributions.sum(axis=1), contributions[:, -1]
-    fields = scorer.feature_fields
-    by_field = sum_by_field(contributions[:, :-1], scorer.encoder.feature_names, fields)
+    by_field = contributions[:, :-1]
     points = to_score_points(by_field, margin, expected, scorer.calibration)
     p, p0 = scorer.calibration.probability(margin), scorer.calibration.probability(expected)
     np.testing.assert_allclose(points.sum(axis=1), 100 * (p - p0), atol=1e-9)
@@ -95,8 +101,12 @@ def test_top_reasons_skip_noise_and_keep_missing_values() -> None:
     assert all(abs(r.impact) >= MIN_REASON_POINTS for r in reasons)
 
 
-def test_more_engagement_never_lowers_the_probability(scorer: Scorer, leads: list[dict]) -> None:
+@pytest.mark.parametrize("kind", ["lightgbm", "lightgbm_recency"])
+def test_more_engagement_never_lowers_the_probability(
+    scorers: dict[str, Scorer], leads: list[dict], kind: str
+) -> None:
     """page_views, email_opens, form_fills and demo_requested are monotone-constrained."""
+    scorer = scorers[kind]
     for field, values in [
         ("page_views", [0, 2, 5, 10, 30, 100]),
         ("email_opens", [0, 1, 3, 8, 20]),

@@ -78,7 +78,7 @@ def test_run_logs_metrics_parameters_schema_and_window(
     assert run.data.metrics["roc_auc"] == pytest.approx(trained.run.metrics["roc_auc"])
     params = run.data.params
     assert params["train_start"] < params["train_end"] <= params["holdout_start"]
-    assert int(params["n_holdout"]) == trained.run.n_holdout
+    assert int(params["n_holdout"]) == trained.run.card["n_holdout"]
     assert run.data.tags["promoted"] == "true"
     schema_file = client.download_artifacts(run.info.run_id, "lead_schema.yaml", str(tmp_path))
     assert parse_schema(Path(schema_file).read_text()).name == "demo-b2b"

@@ -8,19 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from models.boosted import BOOSTER_FILE
 from models.calibration import fit_platt
 from models.grades import GradeCutoffs
-from models.registry import CHAMPION, load_alias, mlflow_client
-from models.scorer import BOOSTER_FILE, SCORER_FILE, Scorer, ScorerFormatError
-from tests.support import TrainedSetup
+from models.scorer import SCORER_FILE, Scorer, ScorerFormatError
+from tests.models.conftest import KINDS
 
 
-@pytest.fixture(scope="module")
-def scorer(trained: TrainedSetup) -> Scorer:
-    client = mlflow_client(trained.settings.mlflow_tracking_uri)
-    loaded = load_alias(client, trained.settings.model_name, CHAMPION)
-    assert loaded is not None
-    return loaded.scorer
+@pytest.fixture(scope="module", params=KINDS)
+def scorer(request: pytest.FixtureRequest, scorers: dict[str, Scorer]) -> Scorer:
+    return scorers[request.param]
 
 
 def test_save_and_load_give_identical_scores(scorer: Scorer, tmp_path: Path) -> None:
@@ -29,6 +26,7 @@ def test_save_and_load_give_identical_scores(scorer: Scorer, tmp_path: Path) -> 
     again = Scorer.load(tmp_path / "scorer")
     assert again.score(leads) == scorer.score(leads)
     assert again.card == scorer.card and again.encoder == scorer.encoder
+    assert again.model.kind == scorer.model.kind
 
 
 def test_load_refuses_another_format_version(scorer: Scorer, tmp_path: Path) -> None:
@@ -39,8 +37,8 @@ def test_load_refuses_another_format_version(scorer: Scorer, tmp_path: Path) -> 
         Scorer.load(tmp_path)
 
 
-def test_load_names_a_missing_file(scorer: Scorer, tmp_path: Path) -> None:
-    scorer.save(tmp_path)
+def test_load_names_a_missing_file(scorers: dict[str, Scorer], tmp_path: Path) -> None:
+    scorers["lightgbm"].save(tmp_path)
     (tmp_path / BOOSTER_FILE).unlink()
     with pytest.raises(ScorerFormatError, match="cannot load scorer"):
         Scorer.load(tmp_path)
@@ -69,3 +67,13 @@ def test_platt_scaling_recovers_a_known_sigmoid() -> None:
     calibration = fit_platt(margin, y.astype(int))
     assert calibration.slope == pytest.approx(0.6, abs=0.05)
     assert calibration.intercept == pytest.approx(-1.2, abs=0.05)
+
+
+def test_a_model_that_ranks_backwards_predicts_the_base_rate() -> None:
+    """A negative slope would reverse the ranking and every explanation's sign."""
+    rng = np.random.default_rng(4)
+    margin = rng.normal(size=5_000)
+    y = (rng.random(5_000) < 1 / (1 + np.exp(margin))).astype(int)  # higher margin, fewer wins
+    calibration = fit_platt(margin, y)
+    assert calibration.slope == 0.0
+    assert calibration.probability(np.array([-3.0, 3.0])) == pytest.approx([y.mean()] * 2)

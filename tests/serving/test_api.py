@@ -21,7 +21,7 @@ from store.records import hash_pii
 from tests.support import PII_KEY, TrainedSetup, make_settings
 
 EXAMPLE_REQUEST = Path(__file__).resolve().parents[2] / "examples" / "score_request.json"
-METRIC_NAMES = {"roc_auc", "pr_auc", "log_loss", "brier", "lift_at_10"}
+METRIC_NAMES = {"roc_auc", "pr_auc", "log_loss", "brier", "lift_at_10", "ece"}
 NOT_MODEL_INPUTS = {"lead_id", "email", "full_name", "created_at", "sales_rating"}
 
 
@@ -446,8 +446,8 @@ def test_model_card(client: TestClient, trained: TrainedSetup) -> None:
     assert train_start < train_end <= holdout_start < holdout_end
     assert set(card["metrics"]) == METRIC_NAMES
     assert card["metrics"] == pytest.approx(trained.run.metrics)
-    assert card["n_train"] == trained.run.n_train
-    assert card["n_holdout"] == trained.run.n_holdout
+    assert card["n_train"] == trained.run.card["n_train"]
+    assert card["n_holdout"] == trained.run.card["n_holdout"]
 
 
 def test_health_and_readiness(client: TestClient, trained: TrainedSetup) -> None:

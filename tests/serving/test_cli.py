@@ -14,7 +14,7 @@ from models.registry import CHAMPION, alias_version, mlflow_client
 from store.tables import Lead
 
 LEADLOOP = Path(sys.executable).parent / "leadloop"
-METRIC_NAMES = {"roc_auc", "pr_auc", "log_loss", "brier", "lift_at_10"}
+METRIC_NAMES = {"roc_auc", "pr_auc", "log_loss", "brier", "lift_at_10", "ece"}
 DEMO_LEADS = 3_000
 
 

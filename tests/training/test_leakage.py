@@ -100,7 +100,7 @@ def test_levels_bin_numbers_and_keep_missing_apart() -> None:
 
 def test_the_demo_funnel_has_nothing_to_exclude(trained: TrainedSetup) -> None:
     """The demo's leak (sales_rating) is marked not known at scoring, so it is never checked."""
-    assert trained.run.leaks == []
+    assert trained.run.card["leaks"] == []
 
 
 @dataclass(frozen=True)
