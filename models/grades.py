@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class GradeCutoffs:
@@ -37,3 +39,25 @@ class GradeCutoffs:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GradeCutoffs:
         return cls(**{k: float(v) for k, v in data.items()})
+
+
+def derive_cutoffs(
+    probability: np.ndarray,
+    base_rate: float,
+    leads_per_month: float,
+    sales_capacity: int | None,
+) -> GradeCutoffs:
+    """Absolute cut-offs, fixed when the model is trained.
+
+    A: with a sales capacity (leads a month), the best leads that capacity can work, read off
+    recent leads' probabilities; without one, twice the base rate. B: better than the average
+    lead (the base rate). C: at least half the base rate. D: the rest.
+    """
+    b = min(max(base_rate, 0.002), 0.9)
+    if sales_capacity and leads_per_month > 0 and len(probability):
+        share = min(sales_capacity / leads_per_month, 1.0)
+        a = float(np.quantile(probability, 1.0 - share))
+    else:
+        a = 2.0 * b
+    a = min(max(a, 1.25 * b), 0.99)
+    return GradeCutoffs(a=round(a, 4), b=round(b, 4), c=round(b / 2, 4))

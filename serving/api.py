@@ -67,6 +67,7 @@ def build_router(scores_in: type[BaseModel]) -> APIRouter:
             "model_name": state.model_name,
             "model_version": model.version,
             "run_id": model.run_id,
+            "grades": model.scorer.grades.to_dict(),
         } | {key: card[key] for key in ModelOut.model_fields if key in card}
 
     @router.get("/healthz", tags=["operations"])

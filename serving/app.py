@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,13 +13,15 @@ from fastapi.responses import JSONResponse
 from mlflow.exceptions import MlflowException
 
 from features.schema import load_schema
-from models.registry import CHAMPION, load_alias, mlflow_client
+from models.registry import CHAMPION, LoadedScorer, load_alias, mlflow_client
 from models.scorer import ScorerFormatError
 from serving.api import build_router
 from serving.schemas import scores_request_model
 from serving.settings import Settings
 from serving.state import AppState
 from store.db import make_engine, migrate, session_factory
+from store.repository import training_frames
+from training.fallback import FALLBACK_VERSION, fallback_scorer
 
 log = logging.getLogger("leadloop.serving")
 
@@ -60,6 +63,17 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=422)
 
 
+def _fallback(state: AppState) -> LoadedScorer | None:
+    """The rules score from the store's closed leads, while there is no champion."""
+    with state.sessions() as session:
+        frames = training_frames(session)
+    scorer = fallback_scorer(frames, state.schema, datetime.now(UTC))
+    if scorer is None:
+        return None
+    log.warning("no champion model: serving the rules score (%s)", FALLBACK_VERSION)
+    return LoadedScorer(scorer=scorer, version=FALLBACK_VERSION, run_id="")
+
+
 def _load_champion(state: AppState, settings: Settings) -> None:
     client = mlflow_client(settings.mlflow_tracking_uri)
     try:
@@ -69,8 +83,13 @@ def _load_champion(state: AppState, settings: Settings) -> None:
         log.error(state.not_ready_reason)
         return
     if loaded is None:
-        state.not_ready_reason = f"no {CHAMPION} version of {settings.model_name!r} yet"
-        log.warning("%s: run `make train`", state.not_ready_reason)
+        loaded = _fallback(state)
+    if loaded is None:
+        state.not_ready_reason = (
+            f"no {CHAMPION} version of {settings.model_name!r} and no won and lost outcomes "
+            "for a rules score yet"
+        )
+        log.warning("%s: import or post outcomes, then run `make train`", state.not_ready_reason)
         return
     state.model = loaded
     log.info("serving %s version %s", settings.model_name, loaded.version)

@@ -95,10 +95,12 @@ class LeadOut(Strict):
 class ModelOut(Strict):
     model_name: str
     model_version: str
+    model_kind: str
     run_id: str
     trained_at: str
     training_window: dict[str, str]
-    holdout_window: dict[str, str]
+    holdout_window: dict[str, str] = Field(description="Empty for the rules fallback.")
+    grades: dict[str, float] = Field(description="Lowest probability of grades A, B and C.")
     n_train: int
     n_holdout: int
     metrics: dict[str, float]

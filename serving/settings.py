@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     mlflow_experiment: str = "leadloop"
     model_name: str = "lead-scoring"
     schema_path: Path = Field(default=DEMO_SCHEMA_PATH, validation_alias="LEADLOOP_SCHEMA")
+    #: Fewest won, and fewest lost or disqualified, outcomes `leadloop train` accepts.
+    min_outcomes: int = Field(default=120, ge=1)
+    #: Leads sales can work a month: grade A is the best that many (unset: twice the base rate).
+    sales_capacity: int | None = Field(default=None, ge=1)
     #: Secret for the keyed hashes that replace PII in the store.
     pii_key: SecretStr = SecretStr(DEVELOPMENT_PII_KEY)
 

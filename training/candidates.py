@@ -241,11 +241,11 @@ def calibrated(
     schema: LeadSchema,
     model: MarginModel,
     valid: Encoded,
-    grades: GradeCutoffs,
     info: dict[str, Any] | None = None,
 ) -> Fitted:
+    """Platt-calibrate on the validation leads; grade cut-offs are set once a model is chosen."""
     margin = model.margin(valid.x)
-    scorer = Scorer(schema, model, fit_platt(margin, valid.y, valid.w), grades)
+    scorer = Scorer(schema, model, fit_platt(margin, valid.y, valid.w), GradeCutoffs())
     return Fitted(name, scorer, _auc(valid.y, margin, valid.w), info or {})
 
 
@@ -254,7 +254,6 @@ def fit_all(
     fit_rows: pd.DataFrame,
     valid_rows: pd.DataFrame,
     config: CandidateConfig,
-    grades: GradeCutoffs,
     exclude: frozenset[str] = frozenset(),
 ) -> dict[str, Fitted]:
     """Every candidate and baseline model, fitted and calibrated on the same leads."""
@@ -262,13 +261,12 @@ def fit_all(
     encoder = fit_encoder(schema, records(fit_rows, fields), exclude=exclude)
     fit, valid = encode(encoder, fit_rows), encode(encoder, valid_rows)
     models: dict[str, Fitted] = {
-        "rules": calibrated("rules", schema, fit_rules(schema, encoder, fit), valid, grades),
+        "rules": calibrated("rules", schema, fit_rules(schema, encoder, fit), valid),
         "logistic_regression": calibrated(
             "logistic_regression",
             schema,
             fit_linear(encoder, fit, config.regularisation_c),
             valid,
-            grades,
         ),
     }
     weightings = {"lightgbm": None}
@@ -277,5 +275,5 @@ def fit_all(
     for name, weights in weightings.items():
         if name in config.candidates:
             model, info = fit_boosted(schema, encoder, fit, valid, config.booster, weights)
-            models[name] = calibrated(name, schema, model, valid, grades, info)
+            models[name] = calibrated(name, schema, model, valid, info)
     return models

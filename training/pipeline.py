@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from features.schema import LeadSchema
-from models.grades import GradeCutoffs
+from models.grades import derive_cutoffs
 from models.scorer import Scorer
 from store.repository import TrainingFrames
 from training.candidates import (
@@ -39,7 +39,7 @@ from training.dataset import (
 )
 from training.leakage import Leak, find_leaks
 from training.metrics import holdout_metrics
-from training.split import time_split
+from training.split import NotEnoughDataError, time_split
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,10 @@ class TrainingConfig:
     holdout_fraction: float = 0.2
     validation_fraction: float = 0.15
     models: CandidateConfig = field(default_factory=CandidateConfig)
-    grades: GradeCutoffs = field(default_factory=GradeCutoffs)
+    #: Fewest won, and fewest lost or disqualified, outcomes worth a model.
+    min_outcomes: int = 120
+    #: Leads sales can work a month; grade A is the best that many.
+    sales_capacity: int | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,30 @@ def holdout_leads(candidate: TrainedCandidate) -> list[dict[str, Any]]:
     return records(candidate.holdout, fields)
 
 
+def require_outcomes(rows: pd.DataFrame, minimum: int) -> None:
+    """Refuse to train on fewer won, or lost and disqualified, outcomes than `minimum`."""
+    won = int(rows[LABEL].sum())
+    not_won = len(rows) - won
+    if won >= minimum and not_won >= minimum:
+        return
+    raise NotEnoughDataError(
+        f"too few outcomes to train: {won} won and {not_won} lost or disqualified; a model "
+        f"needs at least {minimum} of each, so {max(0, minimum - won)} more won and "
+        f"{max(0, minimum - not_won)} more lost or disqualified. Until then the service "
+        "serves the rules score."
+    )
+
+
+def leads_per_month(frames: TrainingFrames, days: int = 90) -> float:
+    """Leads created a month, over the last `days` of lead creation (open leads included)."""
+    parts = [f["created_at"] for f in (frames.leads, frames.open_leads) if not f.empty]
+    if not parts:
+        return 0.0
+    created = pd.to_datetime(pd.concat(parts), utc=True)
+    recent = created[created > created.max() - pd.Timedelta(days=days)]
+    return float(len(recent) * 30.0 / days)
+
+
 def choose(fitted: dict[str, Fitted], allowed: tuple[str, ...]) -> str:
     """The servable candidate with the best validation AUC (ties go to the simpler model)."""
     simplest_first = [name for name in reversed(SERVABLE) if name in allowed and name in fitted]
@@ -131,12 +158,21 @@ def train_candidate(
 ) -> TrainedCandidate:
     """Build the point-in-time dataset, guard it, split it in time, fit, choose, evaluate."""
     dataset = build_training_set(frames, schema)
+    require_outcomes(dataset, config.min_outcomes)
     dataset[WEIGHT] = censoring_weights(dataset)
     outer = time_split(dataset, config.holdout_fraction)
     leaks = find_leaks(schema, outer.older, outer.newer, open_lead_rows(frames, schema))
     excluded = frozenset(leak.field for leak in leaks if leak.excluded)
     inner = time_split(outer.older, config.validation_fraction)
-    fitted = fit_all(schema, inner.older, inner.newer, config.models, config.grades, excluded)
+    fitted = fit_all(schema, inner.older, inner.newer, config.models, excluded)
+    base_rate = float(np.average(inner.older[LABEL], weights=inner.older[WEIGHT]))
+    volume = leads_per_month(frames)
+    for name, model in fitted.items():
+        recent = model.scorer.predict_proba(records(inner.newer, model.scorer.feature_fields))
+        cutoffs = derive_cutoffs(recent, base_rate, volume, config.sales_capacity)
+        fitted[name] = dataclasses.replace(
+            model, scorer=dataclasses.replace(model.scorer, grades=cutoffs)
+        )
     chosen = choose(fitted, config.models.candidates)
 
     holdout, y, w = outer.newer, outer.newer[LABEL].to_numpy(), outer.newer[WEIGHT].to_numpy()
@@ -146,10 +182,10 @@ def train_candidate(
         probability = model.scorer.predict_proba(records(holdout, fields))
         metrics = holdout_metrics(y, probability, w)
         evaluations[name] = Evaluation(name, model.validation_auc, metrics, probability)
-    fit_rows = inner.older
-    constant = np.full(len(holdout), np.average(fit_rows[LABEL], weights=fit_rows[WEIGHT]))
-    base_rate = holdout_metrics(y, constant, w)
-    evaluations["base_rate"] = Evaluation("base_rate", 0.5, base_rate, constant)
+    constant = np.full(len(holdout), base_rate)
+    evaluations["base_rate"] = Evaluation(
+        "base_rate", 0.5, holdout_metrics(y, constant, w), constant
+    )
 
     train = pd.concat([inner.older, inner.newer], ignore_index=True)
     facts = {
@@ -162,6 +198,8 @@ def train_candidate(
         "n_holdout": len(holdout),
         "train_win_rate": float(np.average(train[LABEL], weights=train[WEIGHT])),
         "max_censoring_weight": float(dataset[WEIGHT].max()),
+        "leads_per_month": volume,
+        "sales_capacity": config.sales_capacity,
         "leaks": [leak.to_dict() for leak in leaks],
         "candidates": {n: evaluations[n].to_dict() for n in fitted if n in SERVABLE},
         "baselines": {n: evaluations[n].to_dict() for n in BASELINES},

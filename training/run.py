@@ -141,7 +141,9 @@ def train_and_register(
     progress: Progress = lambda _: None,
 ) -> TrainingRun:
     """Train on the store's closed leads and register the result as a new model version."""
-    config = config or TrainingConfig()
+    config = config or TrainingConfig(
+        min_outcomes=settings.min_outcomes, sales_capacity=settings.sales_capacity
+    )
     schema = load_schema(settings.schema_path)
     progress("Reading closed leads from the store")
     with sessions() as session:

@@ -102,7 +102,7 @@ def test_train_on_an_empty_store_fails_cleanly(tmp_path: Path) -> None:
     """A first-time user who forgot `demo-data` gets a reason, not a stack trace."""
     result = leadloop(store_env(tmp_path), tmp_path, "train")
     assert result.returncode == 2
-    assert "closed leads are too few" in one_line(result.stderr)
+    assert "too few outcomes" in one_line(result.stderr)
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
 

@@ -20,12 +20,12 @@ from models.registry import (
     promote_by_hand,
     rollback,
 )
-from store.demo_funnel import DemoFunnel
+from store.demo_funnel import DemoFunnel, generate_demo_funnel
 from store.repository import training_frames
 from store.tables import Lead, OutcomeEvent
-from tests.support import NOW, TrainedSetup, make_settings, open_store, train_setup
+from tests.support import NOW, TrainedSetup, make_settings, open_store, seed, train_setup
 from training.candidates import BASELINES, SERVABLE
-from training.dataset import LABEL, WEIGHT
+from training.dataset import LABEL, WEIGHT, build_training_set
 from training.metrics import METRIC_NAMES
 from training.pipeline import TrainedCandidate, TrainingConfig, train_candidate
 from training.run import train_and_register
@@ -161,4 +161,21 @@ def test_an_empty_store_is_refused_with_a_reason(tmp_path: Path) -> None:
     sessions = open_store(settings.database_url)
     with pytest.raises(NotEnoughDataError, match="too few"):
         train_and_register(settings, sessions, NOW)
+    sessions.kw["bind"].dispose()
+
+
+def test_too_few_outcomes_are_refused_with_what_is_missing(
+    tmp_path: Path, demo_schema: LeadSchema
+) -> None:
+    settings = make_settings(tmp_path)
+    sessions = open_store(settings.database_url)
+    seed(sessions, generate_demo_funnel(400, seed=9), demo_schema)
+    with sessions() as session:
+        rows = build_training_set(training_frames(session), demo_schema)
+    won, not_won = int(rows[LABEL].sum()), int((rows[LABEL] == 0).sum())
+    assert won < 120 <= not_won
+    with pytest.raises(NotEnoughDataError) as refused:
+        train_and_register(settings, sessions, NOW)
+    message = str(refused.value)
+    assert f"{120 - won} more won and 0 more lost" in message and "rules score" in message
     sessions.kw["bind"].dispose()
