@@ -220,7 +220,6 @@ def train(
         print(json.dumps(run.summary()))
         return
     _print_training(run, settings.model_name)
-    out.print(f"MLflow run {run.run_id} in {settings.mlflow_tracking_uri}")
 
 
 def _print_training(run: TrainingRun, model_name: str) -> None:
@@ -248,6 +247,8 @@ def _print_training(run: TrainingRun, model_name: str) -> None:
     )
     verdict = "[green]promoted to champion[/]" if run.promoted else "[yellow]not promoted[/]"
     out.print(f"Version {run.model_version} {verdict}: {run.decision.reason}.")
+    report = run.report_uri.removeprefix("file://")
+    out.print(f"Model-quality report: {report} (or `make mlflow`, run {run.run_id})")
 
 
 def _registry(settings: Settings) -> MlflowClient:

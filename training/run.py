@@ -26,15 +26,19 @@ from models.registry import (
     mlflow_client,
     record_promotion,
 )
+from reports.model_quality import render_html
 from serving.settings import Settings
 from store.repository import training_frames
 from training.candidates import SERVABLE
 from training.dataset import LABEL, WEIGHT
+from training.evaluation import quality_report
 from training.metrics import holdout_metrics
 from training.pipeline import TrainedCandidate, TrainingConfig, holdout_leads, train_candidate
 from training.promotion import PromotionDecision, compare_auc, decide_promotion
 
 Progress = Callable[[str], None]
+REPORT_HTML = "quality_report.html"
+REPORT_JSON = "quality_report.json"
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class TrainingRun:
     champion_version: str | None
     champion_metrics: dict[str, float] | None
     candidate: TrainedCandidate
+    report_uri: str
 
     @property
     def promoted(self) -> bool:
@@ -82,6 +87,7 @@ class TrainingRun:
             "n_holdout": card["n_holdout"],
             "training_window": card["training_window"],
             "holdout_window": card["holdout_window"],
+            "quality_report": self.report_uri,
         }
 
 
@@ -175,6 +181,12 @@ def train_and_register(
         mlflow.log_dict({"leaks": candidate.card["leaks"]}, "leaks.json")
         version = str(log_scorer(candidate.scorer, settings.model_name).version)
         _tag_decision(client, settings.model_name, version, decision, champion)
+        progress("Writing the model-quality report")
+        previous = {"version": champion.version, "metrics": champion_metrics} if champion else None
+        report = quality_report(candidate, decision, previous, version)
+        mlflow.log_dict(report, REPORT_JSON)
+        mlflow.log_text(render_html(report), REPORT_HTML)
+        report_uri = mlflow.get_artifact_uri(REPORT_HTML)
     record_promotion(client, settings.model_name, version, decision.promote)
     return TrainingRun(
         run_id=run_id,
@@ -183,6 +195,7 @@ def train_and_register(
         champion_version=champion.version if champion else None,
         champion_metrics=champion_metrics,
         candidate=candidate,
+        report_uri=report_uri,
     )
 
 
