@@ -16,7 +16,7 @@ $(INSTALLED): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $@
 
-.PHONY: help install train test serve mlflow lint format lock clean
+.PHONY: help install train test serve mlflow bench-quality lint format lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ serve: $(INSTALLED) ## Serve the champion over HTTP on 127.0.0.1:8000 (change wi
 
 mlflow: $(INSTALLED) ## Browse runs and registered models in the MLflow UI on port 5000
 	$(BIN)/mlflow ui --backend-store-uri $${LEADLOOP_MLFLOW_TRACKING_URI:-sqlite:///var/mlflow.db} --port 5000
+
+bench-quality: $(INSTALLED) ## Model vs baselines on the demo funnel, X Education, Maven CRM -> reports/bench/quality.md
+	$(BIN)/python -m reports.bench_quality
 
 lint: $(INSTALLED) ## ruff check and ruff format --check
 	$(BIN)/ruff check .
