@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
-import numpy as np
 from sklearn.metrics import roc_auc_score
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -30,10 +29,9 @@ from store.db import make_engine, migrate, session_factory
 from store.demo_funnel import generate_demo_funnel, load_demo_funnel
 from store.importing import ImportRequest, OutcomeMapping, import_file
 from store.repository import TrainingFrames, training_frames
-from training.dataset import LABEL, WEIGHT
+from training.dataset import LABEL, WEIGHT, shuffle_outcomes_before
 from training.pipeline import TrainedCandidate, TrainingConfig, train_candidate
 from training.run import gate
-from training.split import time_split
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -94,6 +92,27 @@ def demo(seed: int) -> tuple[Result, TrainingFrames]:
     return Result(**{**result.__dict__, "best_achievable": float(best)}), frames
 
 
+def x_education(directory: Path) -> ImportRequest:
+    """X Education's leads, imported as the issue and the README show."""
+    return ImportRequest(
+        path=SHARED / "x_education" / "Leads.csv",
+        roles=ColumnRoles(id="Prospect ID", source="Lead Source"),
+        outcomes=OutcomeMapping("Converted", frozenset({"1"}), frozenset({"0"})),
+        schema_out=directory / "x_education.yaml",
+    )
+
+
+def maven_crm(directory: Path) -> ImportRequest:
+    """Maven CRM's pipeline: Won / Lost closed, Engaging and Prospecting open."""
+    return ImportRequest(
+        path=SHARED / "maven_crm" / "sales_pipeline.csv",
+        roles=ColumnRoles(id="opportunity_id", time="engage_date"),
+        outcomes=OutcomeMapping("deal_stage", frozenset({"Won"}), frozenset({"Lost"})),
+        schema_out=directory / "maven_crm.yaml",
+        closed_at="close_date",
+    )
+
+
 def imported(name: str, request: Callable[[Path], ImportRequest]) -> Result:
     def load(sessions: sessionmaker[Session], directory: Path) -> LeadSchema:
         return import_file(request(directory), sessions, KEY, NOW).schema
@@ -103,18 +122,9 @@ def imported(name: str, request: Callable[[Path], ImportRequest]) -> Result:
 
 def shuffled_challenger(champion: TrainedCandidate, frames: TrainingFrames) -> str:
     """Train on labels shuffled among the older leads; judge on the true holdout."""
-    schema = champion.scorer.schema
-    cutoff = time_split(champion.dataset, 0.2).cutoff
-    created = frames.leads.set_index("lead_id")["created_at"]
-    older = (created.reindex(frames.outcomes["lead_id"]) < cutoff).to_numpy()
-    outcomes = frames.outcomes.copy()
-    rng = np.random.default_rng(0)
-    outcomes.loc[older, "outcome"] = rng.permutation(outcomes.loc[older, "outcome"].to_numpy())
+    cutoff = champion.holdout["as_of"].min()
     noisy = train_candidate(
-        TrainingFrames(frames.leads, frames.snapshots, outcomes, frames.open_leads),
-        schema,
-        TrainingConfig(),
-        NOW,
+        shuffle_outcomes_before(frames, cutoff), champion.scorer.schema, TrainingConfig(), NOW
     )
     loaded = LoadedScorer(champion.scorer, version="demo champion", run_id="")
     _, decision, _ = gate(noisy, loaded)

@@ -102,3 +102,19 @@ def censoring_weights(rows: pd.DataFrame, max_weight: float = MAX_CENSORING_WEIG
         closed_within = np.searchsorted(reference, age[of_class], side="right") / len(reference)
         weights[of_class] = 1.0 / np.maximum(closed_within, 1.0 / max_weight)
     return weights
+
+
+def shuffle_outcomes_before(
+    frames: TrainingFrames, before: pd.Timestamp, seed: int = 0
+) -> TrainingFrames:
+    """The same leads with outcomes shuffled among those created before `before`.
+
+    A deliberately worse challenger for checking the promotion gate: it learns from noise and
+    is judged on the true outcomes of the leads from `before` on.
+    """
+    created = frames.leads.set_index("lead_id")["created_at"]
+    older = pd.to_datetime(created.reindex(frames.outcomes["lead_id"]), utc=True) < before
+    outcomes = frames.outcomes.copy()
+    shuffled = np.random.default_rng(seed).permutation(outcomes.loc[older.to_numpy(), "outcome"])
+    outcomes.loc[older.to_numpy(), "outcome"] = shuffled
+    return TrainingFrames(frames.leads, frames.snapshots, outcomes, frames.open_leads)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from features.inference import ColumnRoles
 from features.schema import FieldRole, FieldType, load_schema
+from reports.bench_quality import SHARED, maven_crm, x_education
 from store.importing import (
     ImportFileError,
     ImportRequest,
@@ -25,7 +26,6 @@ from store.importing import (
 from store.tables import Lead, OutcomeEvent
 from tests.support import NOW, PII_KEY
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"{SHARED} is absent")
 
 EXPORT = """id,email,source,visits,stage,created,closed,
@@ -203,14 +203,8 @@ def test_parquet_exports_import_like_csv(sessions: sessionmaker[Session], tmp_pa
 
 @needs_shared
 def test_x_education_leads(sessions: sessionmaker[Session], tmp_path: Path) -> None:
-    path = SHARED / "x_education" / "Leads.csv"
     report = import_file(
-        ImportRequest(
-            path=path,
-            roles=ColumnRoles(id="Prospect ID", source="Lead Source"),
-            outcomes=OutcomeMapping("Converted", frozenset({"1"}), frozenset({"0"})),
-            schema_out=tmp_path / "x.yaml",
-        ),
+        x_education(tmp_path),
         sessions,
         PII_KEY,
         NOW,
@@ -226,13 +220,7 @@ def test_x_education_leads(sessions: sessionmaker[Session], tmp_path: Path) -> N
 @needs_shared
 def test_maven_crm_pipeline(sessions: sessionmaker[Session], tmp_path: Path) -> None:
     report = import_file(
-        ImportRequest(
-            path=SHARED / "maven_crm" / "sales_pipeline.csv",
-            roles=ColumnRoles(id="opportunity_id", time="engage_date"),
-            outcomes=OutcomeMapping("deal_stage", frozenset({"Won"}), frozenset({"Lost"})),
-            schema_out=tmp_path / "m.yaml",
-            closed_at="close_date",
-        ),
+        maven_crm(tmp_path),
         sessions,
         PII_KEY,
         NOW,

@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.inference import ColumnRoles
 from features.schema import LeadField, LeadSchema
-from store.importing import ImportRequest, OutcomeMapping, import_file
+from reports import bench_quality
+from reports.bench_quality import SHARED
+from store.importing import ImportRequest, import_file
 from store.repository import TrainingFrames, training_frames
 from tests.support import NOW, PII_KEY, TrainedSetup, open_store
 from training.dataset import LABEL, build_training_set, open_lead_rows
@@ -19,7 +20,6 @@ from training.leakage import find_leaks, levels, out_of_fold_auc
 from training.pipeline import TrainingConfig, train_candidate
 from training.split import time_split
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"{SHARED} is absent")
 
 
@@ -130,12 +130,7 @@ def x_education(tmp_path_factory: pytest.TempPathFactory) -> Imported:
     directory = tmp_path_factory.mktemp("x_education")
     return import_and_guard(
         directory,
-        ImportRequest(
-            path=SHARED / "x_education" / "Leads.csv",
-            roles=ColumnRoles(id="Prospect ID", source="Lead Source"),
-            outcomes=OutcomeMapping("Converted", frozenset({"1"}), frozenset({"0"})),
-            schema_out=directory / "x.yaml",
-        ),
+        bench_quality.x_education(directory),
     )
 
 
@@ -159,12 +154,6 @@ def test_flagged_fields_never_reach_the_model(x_education: Imported) -> None:
 def test_maven_close_value_is_flagged(tmp_path: Path) -> None:
     imported = import_and_guard(
         tmp_path,
-        ImportRequest(
-            path=SHARED / "maven_crm" / "sales_pipeline.csv",
-            roles=ColumnRoles(id="opportunity_id", time="engage_date"),
-            outcomes=OutcomeMapping("deal_stage", frozenset({"Won"}), frozenset({"Lost"})),
-            schema_out=tmp_path / "m.yaml",
-            closed_at="close_date",
-        ),
+        bench_quality.maven_crm(tmp_path),
     )
     assert "close_value" in imported.leaks and "product" not in imported.leaks

@@ -5,7 +5,6 @@ These run on the full default demo funnel (24,000 leads), the size `make train` 
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
@@ -14,10 +13,9 @@ from models.registry import LoadedScorer
 from store.demo_funnel import DemoFunnel, generate_demo_funnel
 from store.repository import TrainingFrames, training_frames
 from tests.support import NOW, open_store, seed
-from training.dataset import LABEL, WEIGHT, build_training_set
+from training.dataset import LABEL, WEIGHT, shuffle_outcomes_before
 from training.pipeline import TrainedCandidate, TrainingConfig, train_candidate
 from training.run import gate
-from training.split import time_split
 
 
 @pytest.fixture(scope="module")
@@ -71,18 +69,8 @@ def test_a_challenger_trained_on_shuffled_labels_is_never_promoted(
     run: TrainedCandidate, frames: TrainingFrames, demo_schema: LeadSchema
 ) -> None:
     """Labels shuffled where the model learns, true where it is judged."""
-    cutoff = time_split(build_training_set(frames, demo_schema), 0.2).cutoff
-    created = frames.leads.set_index("lead_id")["created_at"]
-    older = (created.reindex(frames.outcomes["lead_id"]) < cutoff).to_numpy()
-    outcomes = frames.outcomes.copy()
-    rng = np.random.default_rng(7)
-    outcomes.loc[older, "outcome"] = rng.permutation(outcomes.loc[older, "outcome"].to_numpy())
-    noisy = train_candidate(
-        TrainingFrames(frames.leads, frames.snapshots, outcomes, frames.open_leads),
-        demo_schema,
-        TrainingConfig(),
-        NOW,
-    )
+    shuffled = shuffle_outcomes_before(frames, run.holdout["as_of"].min(), seed=7)
+    noisy = train_candidate(shuffled, demo_schema, TrainingConfig(), NOW)
     assert noisy.holdout["lead_id"].tolist() == run.holdout["lead_id"].tolist()
     champion = LoadedScorer(run.scorer, version="1", run_id="the real model")
     _, decision, _ = gate(noisy, champion)
