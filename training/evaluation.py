@@ -10,12 +10,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 
 from features.schema import FieldRole
 from training.candidates import BASELINES, SERVABLE, records
 from training.dataset import LABEL, WEIGHT
-from training.metrics import reliability
+from training.metrics import holdout_metrics, reliability
 from training.pipeline import TrainedCandidate
 from training.promotion import PromotionDecision
 
@@ -60,24 +59,23 @@ def by_grade(y: np.ndarray, probability: np.ndarray, w: np.ndarray, grades: Any)
 def by_segment(
     values: pd.Series, y: np.ndarray, probability: np.ndarray, w: np.ndarray
 ) -> list[dict]:
-    """Per value of one field: leads, actual and predicted win rate, AUC within it."""
+    """Per value of one field: leads, actual and predicted win rate, and the holdout metrics
+    within it (when it has both won and lost leads and enough of them)."""
     rows = []
     keys = values.astype(object).where(values.notna(), "(missing)").astype(str).to_numpy()
     for key in pd.unique(keys):
         mask = keys == key
         both = 0 < y[mask].sum() < mask.sum()
-        auc = (
-            float(roc_auc_score(y[mask], probability[mask], sample_weight=w[mask]))
-            if both and mask.sum() >= MIN_SEGMENT_LEADS
-            else None
-        )
+        measurable = both and mask.sum() >= MIN_SEGMENT_LEADS
         rows.append(
             {
                 "value": key,
                 "leads": int(mask.sum()),
                 "win_rate": float(np.average(y[mask], weights=w[mask])),
                 "predicted": float(np.average(probability[mask], weights=w[mask])),
-                "roc_auc": auc,
+                "metrics": holdout_metrics(y[mask], probability[mask], w[mask])
+                if measurable
+                else None,
             }
         )
     return sorted(rows, key=lambda r: -r["leads"])

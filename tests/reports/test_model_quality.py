@@ -65,7 +65,10 @@ def test_report_json_has_every_section(artifacts: Path, trained: TrainedSetup) -
     rates = [g["win_rate"] for g in grades]
     assert rates == sorted(rates, reverse=True)  # A converts best
     assert {"source", "lead_type"} == set(report["segments"])
-    assert {r["value"] for r in report["segments"]["source"]} >= {"webinar", "referral"}
+    sources = report["segments"]["source"]
+    assert {r["value"] for r in sources} >= {"webinar", "referral"}
+    largest = sources[0]
+    assert largest["leads"] >= 30 and tuple(largest["metrics"]) == METRIC_NAMES
     importance = [r["mean_abs_log_odds"] for r in report["importance"]]
     assert importance == sorted(importance, reverse=True)
     assert report["decision"]["comparisons"][0]["interval_low"] > 0
