@@ -138,9 +138,10 @@ def render_html(report: dict[str, Any]) -> str:
         sections += [
             f"<h2>By {escape(field)}</h2>",
             table(
-                ["value", "leads", "actual win rate", "predicted", "AUC within"],
+                ["value", "leads", "actual win rate", "predicted", *names],
                 (
-                    [r["value"], r["leads"], r["win_rate"], r["predicted"], r["roc_auc"]]
+                    [r["value"], r["leads"], r["win_rate"], r["predicted"]]
+                    + [(r["metrics"] or {}).get(name) for name in names]
                     for r in rows
                 ),
             ),
