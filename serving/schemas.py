@@ -49,7 +49,9 @@ class ScoresOut(Strict):
 class OutcomeIn(Strict):
     event_id: str = Field(min_length=1, max_length=200)
     lead_id: LeadId
-    outcome: Literal["won", "lost", "disqualified"]
+    outcome: Literal["won", "lost", "disqualified", "handed_over", "contacted"] = Field(
+        description="A closing outcome, or a lifecycle step for the follow-up SLA."
+    )
     occurred_at: AwareDatetime
     amount: Annotated[float, AfterValidator(lambda v: round(v, 2))] | None = Field(
         default=None, ge=0, lt=1e12, description="Deal value; stored to the cent."
@@ -89,7 +91,9 @@ class LeadOut(Strict):
     source: str | None
     lead_type: str | None
     latest_score: SnapshotOut | None
-    outcome: OutcomeOut | None
+    outcome: OutcomeOut | None = Field(description="The latest won, lost or disqualified.")
+    handed_over: datetime | None = Field(None, description="First hand-over to sales.")
+    contacted: datetime | None = Field(None, description="First contact by sales.")
 
 
 class ModelOut(Strict):

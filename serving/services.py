@@ -112,4 +112,5 @@ def lead_view(sessions: sessionmaker[Session], lead_id: str) -> dict[str, Any] |
             "lead_type": lead.lead_type,
             "latest_score": repository.latest_snapshot(session, lead_id),
             "outcome": repository.latest_outcome(session, lead_id),
+            **repository.first_lifecycle_times(session, lead_id),
         }

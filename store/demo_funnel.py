@@ -97,8 +97,9 @@ class DemoFunnel:
     """Leads (demo schema fields), their outcome events, and each lead's true probability."""
 
     leads: pd.DataFrame
-    outcomes: pd.DataFrame
+    outcomes: pd.DataFrame  # closing outcomes: won, lost, disqualified
     true_probability: pd.Series  # indexed by lead_id
+    lifecycle: pd.DataFrame  # hand-overs to sales and first contacts, for the follow-up SLA
 
 
 def _pick(rng: np.random.Generator, table: dict, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -289,11 +290,70 @@ def generate_demo_funnel(n_leads: int = DEFAULT_LEADS, seed: int = 0) -> DemoFun
             "reason": reason,
         }
     )[closed].reset_index(drop=True)
+    closed_at = np.where(closed, occurred, np.datetime64("NaT"))
     return DemoFunnel(
         leads=leads,
         outcomes=outcomes,
         true_probability=pd.Series(p_true, index=lead_ids, name="true_probability"),
+        lifecycle=_lifecycle(seed, lead_ids, source, lead_type, p_true, created, closed_at),
     )
+
+
+#: Median hours from hand-over to first contact, per source (others: 10 hours).
+RESPONSE_HOURS = {
+    "outbound": 3.0,
+    "referral": 5.0,
+    "partner": 6.0,
+    "paid_search": 14.0,
+    "content_download": 20.0,
+}
+
+
+def _lifecycle(
+    seed: int,
+    lead_ids: np.ndarray,
+    source: np.ndarray,
+    lead_type: np.ndarray,
+    p_true: np.ndarray,
+    created: np.ndarray,
+    closed_at: np.ndarray,
+) -> pd.DataFrame:
+    """Hand-overs and first contacts. Sales calls the likeliest leads first, so faster contact
+    goes with more wins without changing any lead's probability. A lead closed before sales got
+    to it was never contacted.
+
+    Drawn from a random stream of its own, so the leads and outcomes are the same as without it.
+    """
+    rng = np.random.default_rng([seed, 1])
+    n = len(lead_ids)
+    handed = rng.random(n) < np.where(lead_type == "MQL", 0.8, 0.95)
+    handed_at = created + (rng.exponential(4.0, n) * 3600).astype("timedelta64[s]")
+    rank = pd.Series(p_true).rank(pct=True).to_numpy()
+    median = np.array([RESPONSE_HOURS.get(s, 10.0) for s in source])
+    hours = np.exp(rng.normal(np.log(median) - 1.2 * (rank - 0.5), 1.0))
+    contacted_at = handed_at + (hours * 3600).astype("timedelta64[s]")
+    end = _naive(END)
+    still_open = np.isnat(closed_at)
+    before_close = still_open | (contacted_at < np.where(still_open, end, closed_at))
+    contacted = handed & (rng.random(n) < 0.93) & before_close & (contacted_at < end)
+    handed &= handed_at < end
+    events = [
+        pd.DataFrame(
+            {
+                "event_id": [f"{i}-{kind}" for i in lead_ids[mask]],
+                "lead_id": lead_ids[mask],
+                "outcome": kind,
+                "occurred_at": pd.to_datetime(times[mask]).tz_localize(UTC),
+                "amount": np.nan,
+                "reason": None,
+            }
+        )
+        for kind, mask, times in (
+            ("handed_over", handed, handed_at),
+            ("contacted", contacted, contacted_at),
+        )
+    ]
+    return pd.concat(events, ignore_index=True)
 
 
 def load_demo_funnel(
@@ -306,9 +366,10 @@ def load_demo_funnel(
     """Write the funnel's leads and outcome events to the store (PII hashed like any lead)."""
     leads = [lead_row(schema, lead, pii_key, received_at) for lead in _records(funnel.leads)]
     upsert_leads(session, leads)
+    events = pd.concat([funnel.outcomes, funnel.lifecycle], ignore_index=True)
     outcomes = [
         event | {"received_at": received_at, "amount": json_value(event["amount"])}
-        for event in _records(funnel.outcomes)
+        for event in _records(events)
     ]
     return add_outcomes(session, outcomes)
 

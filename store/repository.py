@@ -12,11 +12,17 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import pandas as pd
-from sqlalchemy import Insert, func, select
+from sqlalchemy import ColumnElement, Insert, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from store.tables import CLOSING_OUTCOMES, Lead, OutcomeEvent, ScoreSnapshot
+from store.tables import (
+    CLOSING_OUTCOMES,
+    LIFECYCLE_EVENTS,
+    Lead,
+    OutcomeEvent,
+    ScoreSnapshot,
+)
 
 T = TypeVar("T", ScoreSnapshot, OutcomeEvent)
 _DIALECT_INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
@@ -118,17 +124,32 @@ def latest_snapshot(session: Session, lead_id: str) -> ScoreSnapshot | None:
 
 
 def latest_outcome(session: Session, lead_id: str) -> OutcomeEvent | None:
-    return _latest(session, OutcomeEvent, OutcomeEvent.occurred_at, lead_id)
+    """The lead's latest closing outcome (won, lost or disqualified)."""
+    closing = OutcomeEvent.outcome.in_(CLOSING_OUTCOMES)
+    return _latest(session, OutcomeEvent, OutcomeEvent.occurred_at, lead_id, closing)
+
+
+def first_lifecycle_times(session: Session, lead_id: str) -> dict[str, datetime]:
+    """When the lead was first handed over to sales and first contacted, as far as known."""
+    rows = session.execute(
+        select(OutcomeEvent.outcome, func.min(OutcomeEvent.occurred_at))
+        .where(OutcomeEvent.lead_id == lead_id, OutcomeEvent.outcome.in_(LIFECYCLE_EVENTS))
+        .group_by(OutcomeEvent.outcome)
+    ).all()
+    return dict(rows)
 
 
 def _latest(
-    session: Session, table: type[T], time: InstrumentedAttribute[datetime], lead_id: str
+    session: Session,
+    table: type[T],
+    time: InstrumentedAttribute[datetime],
+    lead_id: str,
+    *conditions: ColumnElement[bool],
 ) -> T | None:
     """A lead's newest row by time; among equal times the last written."""
     newest_first = (time.desc(), table.id.desc())
-    return session.scalars(
-        select(table).where(table.lead_id == lead_id).order_by(*newest_first).limit(1)
-    ).first()
+    query = select(table).where(table.lead_id == lead_id, *conditions)
+    return session.scalars(query.order_by(*newest_first).limit(1)).first()
 
 
 def training_frames(session: Session) -> TrainingFrames:

@@ -29,6 +29,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 #: Outcomes that close a lead; the model learns won (1) against lost and disqualified (0).
 CLOSING_OUTCOMES = ("won", "lost", "disqualified")
+#: Steps of a lead's life before it closes, for the follow-up SLA: marketing hands it over to
+#: sales, sales contacts it.
+LIFECYCLE_EVENTS = ("handed_over", "contacted")
+OUTCOME_KINDS = CLOSING_OUTCOMES + LIFECYCLE_EVENTS
 
 #: Explicit constraint names keep migrations identical on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -102,7 +106,7 @@ class OutcomeEvent(Base):
     __tablename__ = "outcome_events"
     __table_args__ = (
         CheckConstraint(
-            "outcome IN (" + ", ".join(f"'{o}'" for o in CLOSING_OUTCOMES) + ")",
+            "outcome IN (" + ", ".join(f"'{o}'" for o in OUTCOME_KINDS) + ")",
             name="outcome_known",
         ),
         Index(None, "lead_id", "occurred_at"),

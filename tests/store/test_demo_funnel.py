@@ -180,12 +180,15 @@ def test_loading_stores_every_lead_and_outcome_without_raw_pii(
     """The demo goes through the same PII hashing as real leads: no e-mail in the database."""
     with sessions.begin() as session:
         counts = load_demo_funnel(session, small_funnel, demo_schema, PII_KEY, NOW)
-    assert (counts.accepted, counts.duplicates) == (len(small_funnel.outcomes), 0)
+    events = len(small_funnel.outcomes) + len(small_funnel.lifecycle)
+    assert (counts.accepted, counts.duplicates) == (events, 0)
     with sessions() as session:
         lead_ids = set(session.scalars(select(Lead.lead_id)))
         event_ids = set(session.scalars(select(OutcomeEvent.event_id)))
         assert lead_ids == set(small_funnel.leads["lead_id"])
-        assert event_ids == set(small_funnel.outcomes["event_id"])
+        assert event_ids == set(small_funnel.outcomes["event_id"]) | set(
+            small_funnel.lifecycle["event_id"]
+        )
         first = small_funnel.leads.iloc[0]
         stored = session.get(Lead, first["lead_id"])
         assert stored is not None
@@ -206,8 +209,27 @@ def test_loading_again_adds_no_outcome_twice(
         load_demo_funnel(session, small_funnel, demo_schema, PII_KEY, NOW)
     with sessions.begin() as session:
         again = load_demo_funnel(session, small_funnel, demo_schema, PII_KEY, NOW)
-    assert (again.accepted, again.duplicates) == (0, len(small_funnel.outcomes))
+    events = len(small_funnel.outcomes) + len(small_funnel.lifecycle)
+    assert (again.accepted, again.duplicates) == (0, events)
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(Lead)) == len(small_funnel.leads)
         stored = session.scalar(select(func.count()).select_from(OutcomeEvent))
-    assert stored == len(small_funnel.outcomes)
+    assert stored == events
+
+
+def test_follow_up_is_faster_for_likelier_leads_and_precedes_closing(
+    small_funnel: DemoFunnel,
+) -> None:
+    """Hand-over, then contact, then the outcome; hot leads are called sooner."""
+    times = small_funnel.lifecycle.pivot_table(
+        index="lead_id", columns="outcome", values="occurred_at", aggfunc="min"
+    )
+    contacted = times.dropna()
+    assert (contacted["contacted"] > contacted["handed_over"]).all()
+    closing = small_funnel.outcomes.set_index("lead_id")["occurred_at"]
+    both = contacted.join(closing.rename("closed"), how="inner")
+    assert (both["contacted"] < both["closed"]).all()
+    hours = (contacted["contacted"] - contacted["handed_over"]).dt.total_seconds() / 3600
+    likely = small_funnel.true_probability.reindex(hours.index)
+    assert hours[likely > likely.median()].median() < hours[likely <= likely.median()].median()
+    assert set(small_funnel.lifecycle["outcome"]) == {"handed_over", "contacted"}
