@@ -22,8 +22,9 @@ from features.schema import FieldType, LeadSchema
 #: Categories kept per field; rarer ones are encoded like unseen ones.
 MAX_CATEGORIES = 100
 
-_TRUE = frozenset({"true", "yes", "y", "1", "t"})
-_FALSE = frozenset({"false", "no", "n", "0", "f"})
+#: Text read as a yes or a no, wherever leadloop reads booleans.
+TRUE_TOKENS = frozenset({"true", "yes", "y", "1", "t"})
+FALSE_TOKENS = frozenset({"false", "no", "n", "0", "f"})
 
 
 class EncodingError(ValueError):
@@ -57,9 +58,9 @@ def _as_flag(name: str, value: Any) -> float:
     if isinstance(value, bool | int | float):
         return float(bool(value))
     text = str(value).strip().lower()
-    if text in _TRUE:
+    if text in TRUE_TOKENS:
         return 1.0
-    if text in _FALSE:
+    if text in FALSE_TOKENS:
         return 0.0
     raise EncodingError(f"{name}: {value!r} is not a boolean")
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from features.encoding import FALSE_TOKENS, TRUE_TOKENS
 from features.schema import FieldRole, FieldType, LeadField, LeadSchema
 
 #: Text that means "no value" in exports.
 MISSING_TOKENS = frozenset({"", "na", "n/a", "null", "none", "nan"})
-_BOOLEAN_TOKENS = frozenset({"yes", "no", "true", "false", "y", "n", "t", "f"})
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PII_NAME = re.compile(r"e-?mail|phone|mobile|first.?name|last.?name|full.?name|address", re.I)
 #: A text column with more distinct values than this share of rows is free text, not a category.
@@ -53,14 +53,16 @@ def infer_type(name: str, column: pd.Series) -> tuple[FieldType, FieldRole]:
     if values.empty:
         return FieldType.CATEGORICAL, FieldRole.FEATURE
     lowered = set(values.str.lower().unique())
-    if lowered <= _BOOLEAN_TOKENS or lowered <= {"0", "1"} and len(lowered) == 2:
+    words = (TRUE_TOKENS | FALSE_TOKENS) - {"0", "1"}
+    if lowered <= words or lowered <= {"0", "1"} and len(lowered) == 2:
         return FieldType.BOOLEAN, FieldRole.FEATURE
+    # Before the number test: a phone number is all digits, and must never become a feature.
+    if values.str.match(_EMAIL).mean() > 0.5 or _PII_NAME.search(name):
+        return FieldType.TEXT, FieldRole.PII
     if pd.to_numeric(values, errors="coerce").notna().all():
         return FieldType.NUMERIC, FieldRole.FEATURE
     if values.str.contains(r"\d{4}-\d{2}-\d{2}").all() and parse_timestamps(values).notna().all():
         return FieldType.TIMESTAMP, FieldRole.ATTRIBUTE
-    if values.str.match(_EMAIL).mean() > 0.5 or _PII_NAME.search(name):
-        return FieldType.TEXT, FieldRole.PII
     if values.nunique() > max(_CATEGORICAL_MIN, _CATEGORICAL_SHARE * len(column)):
         return FieldType.TEXT, FieldRole.ATTRIBUTE
     return FieldType.CATEGORICAL, FieldRole.FEATURE

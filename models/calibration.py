@@ -1,8 +1,8 @@
-"""Platt scaling of the booster's raw margin.
+"""Platt scaling of a model's margin.
 
-A sigmoid of an affine map keeps the calibrated log-odds linear in the booster's margin, so the
-TreeSHAP contributions stay exact after calibration (see `models.explain`). Isotonic regression
-would not: it is a step function of the margin.
+A sigmoid of an affine map keeps the calibrated log-odds linear in the model's margin, so the
+per-field contributions stay exact after calibration (see `models.explain`). Isotonic
+regression would not: it is a step function of the margin.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
-"""Reasons behind a score, from LightGBM's exact TreeSHAP contributions.
+"""Reasons behind a score, from exact per-field contributions to the model's margin.
 
-`pred_contrib` splits each lead's raw margin into one contribution per model column plus the
-expected value; they add up exactly. Sales reps think in score points, not log-odds, so each
+Every model kind splits each lead's margin (log-odds) into one contribution per field plus an
+expected value that add up exactly (LightGBM through TreeSHAP, the regression and the points
+score by construction). Sales reps think in score points, not log-odds, so each
 lead's contributions are rescaled by one factor: the secant slope of the calibrated sigmoid
 between the expected margin and the lead's margin. The factor is positive, keeps every sign and
 ratio, and makes the points add up exactly to `score_points(lead) - score_points(average lead)`.

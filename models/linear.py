@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from features.encoding import FeatureEncoder
+from models.explain import sum_by_field
 
 
 def signed_log1p(values: np.ndarray) -> np.ndarray:
@@ -60,13 +61,10 @@ class LinearModel:
     def contributions(self, rows: np.ndarray) -> np.ndarray:
         means = np.array([t.mean for t in self.terms])
         per_term = (self.design(rows) - means) * self.weights
-        fields = self.encoder.fields
-        index = {name: i for i, name in enumerate(fields)}
-        by_field = np.zeros((len(rows), len(fields) + 1))
-        for j, term in enumerate(self.terms):
-            by_field[:, index[self.encoder.feature_names[term.column]]] += per_term[:, j]
-        by_field[:, -1] = self.intercept + float(self.weights @ means)
-        return by_field
+        term_fields = [self.encoder.feature_names[t.column] for t in self.terms]
+        by_field = sum_by_field(per_term, term_fields, self.encoder.fields)
+        expected = np.full(len(rows), self.intercept + float(self.weights @ means))
+        return np.column_stack([by_field, expected])
 
     def to_config(self, directory: Path) -> dict[str, Any]:
         return {

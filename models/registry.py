@@ -140,6 +140,7 @@ def champion_history(client: MlflowClient, model_name: str) -> list[str]:
 
 
 def _crown(client: MlflowClient, model_name: str, version: str, history: list[str]) -> None:
+    history = [v for i, v in enumerate(history) if i == 0 or v != history[i - 1]]
     client.set_registered_model_alias(model_name, CHAMPION, version)
     client.set_registered_model_tag(model_name, HISTORY_TAG, ",".join(history))
     challenger = alias_version(client, model_name, CHALLENGER)

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from features.encoding import FeatureEncoder
+from models.explain import sum_by_field
 
 #: One point is a tenth of a unit of log-odds, as in hand-made scorecards.
 POINT = 0.1
@@ -54,14 +55,13 @@ class PointsRules:
         return self.contributions(rows).sum(axis=1)
 
     def contributions(self, rows: np.ndarray) -> np.ndarray:
-        fields = self.encoder.fields
-        index = {name: i for i, name in enumerate(fields)}
-        by_field = np.zeros((len(rows), len(fields) + 1))
-        for table in self.tables:
-            name = self.encoder.feature_names[table.column]
-            by_field[:, index[name]] += POINT * (table.read(rows) - table.mean)
-        by_field[:, -1] = self.offset + POINT * sum(t.mean for t in self.tables)
-        return by_field
+        points = np.column_stack(
+            [POINT * (t.read(rows) - t.mean) for t in self.tables] or [np.zeros((len(rows), 0))]
+        )
+        table_fields = [self.encoder.feature_names[t.column] for t in self.tables]
+        by_field = sum_by_field(points, table_fields, self.encoder.fields)
+        expected = np.full(len(rows), self.offset + POINT * sum(t.mean for t in self.tables))
+        return np.column_stack([by_field, expected])
 
     def to_config(self, directory: Path) -> dict[str, Any]:
         return {"tables": [asdict(t) for t in self.tables], "offset": self.offset}

@@ -138,15 +138,14 @@ class Scorer:
         kind = MODEL_KINDS.get(document.get("kind"))
         if kind is None:
             raise ScorerFormatError(f"unknown model kind {document.get('kind')!r}")
-        encoder = FeatureEncoder.from_dict(document["encoder"])
         try:
-            model = kind.from_config(encoder, document["model"], directory)
-        except (OSError, lgb.basic.LightGBMError, KeyError) as exc:
+            encoder = FeatureEncoder.from_dict(document["encoder"])
+            return cls(
+                schema=LeadSchema.model_validate(document["schema"]),
+                model=kind.from_config(encoder, document["model"], directory),
+                calibration=PlattCalibration.from_dict(document["calibration"]),
+                grades=GradeCutoffs.from_dict(document["grades"]),
+                card=document["card"],
+            )
+        except (OSError, lgb.basic.LightGBMError, KeyError, TypeError, ValueError) as exc:
             raise ScorerFormatError(f"cannot load scorer from {directory}: {exc}") from exc
-        return cls(
-            schema=LeadSchema.model_validate(document["schema"]),
-            model=model,
-            calibration=PlattCalibration.from_dict(document["calibration"]),
-            grades=GradeCutoffs.from_dict(document["grades"]),
-            card=document["card"],
-        )

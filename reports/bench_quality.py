@@ -29,7 +29,7 @@ from store.db import make_engine, migrate, session_factory
 from store.demo_funnel import generate_demo_funnel, load_demo_funnel
 from store.importing import ImportRequest, OutcomeMapping, import_file
 from store.repository import TrainingFrames, training_frames
-from training.dataset import LABEL, WEIGHT, shuffle_outcomes_before
+from training.dataset import AS_OF, LABEL, WEIGHT, shuffle_outcomes_before
 from training.pipeline import TrainedCandidate, TrainingConfig, train_candidate
 from training.run import gate
 
@@ -122,7 +122,7 @@ def imported(name: str, request: Callable[[Path], ImportRequest]) -> Result:
 
 def shuffled_challenger(champion: TrainedCandidate, frames: TrainingFrames) -> str:
     """Train on labels shuffled among the older leads; judge on the true holdout."""
-    cutoff = champion.holdout["as_of"].min()
+    cutoff = champion.holdout[AS_OF].min()
     noisy = train_candidate(
         shuffle_outcomes_before(frames, cutoff), champion.scorer.schema, TrainingConfig(), NOW
     )

@@ -116,9 +116,9 @@ def render_html(report: dict[str, Any]) -> str:
         + lift_plot(report["lift_by_decile"])
         + "</div>",
         table(
-            ["decile", "leads", "lowest probability", "win rate", "lift"],
+            ["decile", "lowest probability", "win rate", "lift"],
             (
-                [d["decile"], d["leads"], d["min_probability"], d["win_rate"], d["lift"]]
+                [d["decile"], d["min_probability"], d["win_rate"], d["lift"]]
                 for d in report["lift_by_decile"]
             ),
         ),

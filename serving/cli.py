@@ -150,7 +150,7 @@ def import_(
     source: str | None = typer.Option(None, help="Column with the lead source / channel."),
     lead_type: str | None = typer.Option(None, help="Column with the lead type (MQL, SQL...)."),
     drop: list[str] = typer.Option([], help="Column to leave out entirely (repeatable)."),
-    sep: str = typer.Option(",", help="CSV field separator."),
+    sep: str = typer.Option(",", help="CSV field separator (one character)."),
     row_order: RowOrder = typer.Option(
         RowOrder.AUTO, help="Without --time: which end is newest (auto: read an id sequence)."
     ),
@@ -161,6 +161,8 @@ def import_(
 ) -> None:
     """Load a CRM export into the store and infer its lead schema for review."""
     settings = _start()
+    if len(sep) != 1:
+        raise _fail(f"--sep must be one character, not {sep!r}")
     with _reported_errors():
         request = ImportRequest(
             path=file,
@@ -251,6 +253,13 @@ def _print_training(run: TrainingRun, model_name: str) -> None:
     out.print(f"Model-quality report: {report} (or `make mlflow`, run {run.run_id})")
 
 
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a container user without a name
+        return "unknown"
+
+
 def _registry(settings: Settings) -> MlflowClient:
     from models.registry import mlflow_client
 
@@ -261,12 +270,13 @@ def _registry(settings: Settings) -> MlflowClient:
 def promote(
     version: str = typer.Argument(..., help="Registered version to serve."),
     reason: str = typer.Option(..., help="Why, kept on the version in the registry."),
-    by: str = typer.Option(getpass.getuser(), help="Who decided (default: this user)."),
+    by: str | None = typer.Option(None, help="Who decided (default: this user)."),
 ) -> None:
     """Make a registered version the champion by hand."""
     from models.registry import RegistryError, promote_by_hand
 
     settings = _start()
+    by = by or _user()
     with _reported_errors():
         try:
             promote_by_hand(_registry(settings), settings.model_name, version, by, reason)
@@ -278,13 +288,14 @@ def promote(
 @app.command()
 def rollback(
     reason: str = typer.Option(..., help="Why, kept on both versions in the registry."),
-    by: str = typer.Option(getpass.getuser(), help="Who decided (default: this user)."),
+    by: str | None = typer.Option(None, help="Who decided (default: this user)."),
 ) -> None:
     """Give the champion alias back to the previous champion."""
     from models.registry import RegistryError
     from models.registry import rollback as roll_back
 
     settings = _start()
+    by = by or _user()
     with _reported_errors():
         try:
             version = roll_back(_registry(settings), settings.model_name, by, reason)

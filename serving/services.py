@@ -56,7 +56,11 @@ def score_leads(
             {
                 "lead_id": lead[LEAD_ID_KEY],
                 "scored_at": now,
-                "features": {f: json_value(lead.get(f)) for f in scorer.feature_fields},
+                # Every field the schema lets a model see, not only those this model reads:
+                # the next training run may use a field this one's guard left out.
+                "features": {
+                    f.name: json_value(lead.get(f.name)) for f in schema.model_fields_in_order
+                },
                 "probability": scored.probability,
                 "score": scored.score,
                 "grade": scored.grade,
@@ -65,7 +69,8 @@ def score_leads(
             }
         )
     with sessions.begin() as session:
-        repository.upsert_leads(session, [lead_row(schema, x, pii_key, now) for x in leads])
+        rows = [lead_row(schema, x, pii_key, now) for x in leads]
+        repository.upsert_leads(session, rows, replace_attributes=False)
         repository.add_snapshots(session, snapshots)
     return results
 

@@ -22,7 +22,7 @@ import pandas as pd
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
-from features.encoding import EncodingError, category_label
+from features.encoding import FALSE_TOKENS, TRUE_TOKENS, EncodingError, category_label
 from features.inference import MISSING_TOKENS, ColumnRoles, infer_schema, parse_timestamps
 from features.schema import FieldRole, FieldType, LeadField, LeadSchema, load_schema
 from features.validation import LEAD_ID_KEY
@@ -32,8 +32,6 @@ from store.tables import CLOSING_OUTCOMES
 
 #: Rank correlation with the row order above which a column of ids counts as a sequence.
 SEQUENCE_RHO = 0.99
-_TRUE = frozenset({"true", "yes", "y", "t", "1"})
-_FALSE = frozenset({"false", "no", "n", "f", "0"})
 
 
 @dataclass(frozen=True)
@@ -104,7 +102,10 @@ def read_table(path: Path, sep: str = ",") -> RawTable:
     if not path.is_file():
         raise ImportFileError(f"no such file: {path}")
     if path.suffix.lower() in (".parquet", ".pq"):
-        frame = pd.read_parquet(path)
+        try:
+            frame = pd.read_parquet(path)
+        except (OSError, ValueError) as exc:  # pyarrow's errors derive from these
+            raise ImportFileError(f"{path} is not a readable Parquet file: {exc}") from None
         text = frame.astype(object).where(frame.notna(), None)
         text = text.map(lambda v: v if v is None else str(v))
         return RawTable(text.reset_index(drop=True), list(range(2, len(frame) + 2)))
@@ -152,9 +153,9 @@ def typed_value(lead_field: LeadField, raw: str | None) -> Any:
             raise ValueError(f"{lead_field.name}: {raw!r} is not a finite number")
         return number
     if lead_field.type is FieldType.BOOLEAN:
-        if text.lower() in _TRUE:
+        if text.lower() in TRUE_TOKENS:
             return True
-        if text.lower() in _FALSE:
+        if text.lower() in FALSE_TOKENS:
             return False
         raise ValueError(f"{lead_field.name}: {raw!r} is not yes/no")
     if lead_field.type is FieldType.TIMESTAMP:
@@ -199,7 +200,7 @@ def plan_import(
                 created_at = row_clock[i]  # open leads without a date are dated at import
             elif created_at is None:
                 raise ValueError(f"a closed lead needs {time_field.name}")
-            occurred_at = _closed_at(row, closed_at, created_at)
+            occurred_at = _closed_at(row, closed_at, created_at) if outcome else created_at
         except (ValueError, EncodingError) as exc:
             malformed.append(Malformed(line, str(exc)))
             continue
@@ -333,6 +334,11 @@ def import_file(
     unknown = [c for c in named if c is not None and c not in columns]
     if unknown:
         raise ImportFileError(f"no column {unknown[0]!r}; the file has: {', '.join(columns)}")
+    if request.closed_at and not request.roles.time:
+        raise ImportFileError(
+            "--closed-at needs --time: without the leads' own dates, outcome dates cannot be "
+            "placed after them"
+        )
     reused = request.schema_out.is_file()
     if reused:
         schema = load_schema(request.schema_out)

@@ -70,22 +70,28 @@ def count_leads(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(Lead)) or 0
 
 
-def upsert_leads(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert new leads; for known ones replace attributes and hashes but keep `created_at`."""
+def upsert_leads(
+    session: Session, rows: Sequence[Mapping[str, Any]], replace_attributes: bool = True
+) -> None:
+    """Insert new leads; for known ones refresh hashes, keep `created_at`.
+
+    An import replaces a known lead's attributes (the export is the CRM's current truth). The
+    scoring API does not (`replace_attributes=False`): a lead re-scored after its outcome would
+    otherwise put post-outcome values in its stored row, which training may fall back on;
+    what each scoring saw is kept, with its time, in the score snapshots.
+    """
     if not rows:
         return
     statement = _insert(session, Lead)
     excluded = statement.excluded
-    statement = statement.on_conflict_do_update(
-        index_elements=["lead_id"],
-        set_={
+    refreshed = {"pii_hashes": excluded.pii_hashes, "updated_at": excluded.updated_at}
+    if replace_attributes:
+        refreshed |= {
             "source": excluded.source,
             "lead_type": excluded.lead_type,
             "attributes": excluded.attributes,
-            "pii_hashes": excluded.pii_hashes,
-            "updated_at": excluded.updated_at,
-        },
-    )
+        }
+    statement = statement.on_conflict_do_update(index_elements=["lead_id"], set_=refreshed)
     session.connection().execute(statement, list(_last_per_key(rows, "lead_id")))
 
 

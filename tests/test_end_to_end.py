@@ -13,7 +13,7 @@ from serving.app import create_app
 from store.demo_funnel import DemoFunnel
 from store.repository import training_frames
 from tests.support import TrainedSetup, train_setup
-from training.dataset import build_training_set
+from training.dataset import LABEL, ORIGIN, build_training_set
 from training.run import train_and_register
 
 
@@ -64,8 +64,8 @@ def check_the_loop(setup: TrainedSetup, demo_schema: LeadSchema) -> None:
     with setup.sessions() as session:
         rows = build_training_set(training_frames(session), demo_schema)
     mine = rows[rows["lead_id"].isin(loop_ids)].set_index("lead_id")
-    assert (mine["origin"] == "snapshot").all()  # the features as scored, not re-read later
-    assert mine.loc["loop-7", "page_views"] == 7 and mine.loc["loop-7", "label"] == 1
+    assert (mine[ORIGIN] == "snapshot").all()  # the features as scored, not re-read later
+    assert mine.loc["loop-7", "page_views"] == 7 and mine.loc["loop-7", LABEL] == 1
     client_ = mlflow_client(setup.settings.mlflow_tracking_uri)
     assert client_.get_model_version(setup.settings.model_name, "2").run_id == second.run_id
     assert alias_version(client_, setup.settings.model_name, CHAMPION) is not None

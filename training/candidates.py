@@ -30,6 +30,7 @@ from models.linear import LinearModel, Term, signed_log1p
 from models.rules import POINT, PointsRules, PointsTable
 from models.scorer import MarginModel, Scorer
 from training.dataset import AS_OF, LABEL, WEIGHT
+from training.split import NotEnoughDataError
 
 _MONOTONE = {"increasing": 1, "decreasing": -1, None: 0}
 #: Categories seen fewer times than this get no one-hot term of their own in the regression.
@@ -98,7 +99,6 @@ class Fitted:
 class Encoded:
     """A slice of the training set, encoded once for every model, with its lead weights."""
 
-    rows: pd.DataFrame
     x: np.ndarray
     y: np.ndarray
     w: np.ndarray
@@ -111,7 +111,7 @@ def records(rows: pd.DataFrame, fields: list[str]) -> list[dict[str, Any]]:
 
 def encode(encoder: FeatureEncoder, rows: pd.DataFrame) -> Encoded:
     x = encoder.encode(records(rows, encoder.fields))
-    return Encoded(rows, x, rows[LABEL].to_numpy(), rows[WEIGHT].to_numpy())
+    return Encoded(x, rows[LABEL].to_numpy(), rows[WEIGHT].to_numpy())
 
 
 def fit_boosted(
@@ -258,6 +258,11 @@ def fit_all(
 ) -> dict[str, Fitted]:
     """Every candidate and baseline model, fitted and calibrated on the same leads."""
     fields = [f.name for f in schema.model_fields_in_order if f.name not in exclude]
+    if not fields:
+        raise NotEnoughDataError(
+            "no model field is left after the leakage guard; accept one in the schema "
+            "(accept_leak) or add fields"
+        )
     encoder = fit_encoder(schema, records(fit_rows, fields), exclude=exclude)
     fit, valid = encode(encoder, fit_rows), encode(encoder, valid_rows)
     models: dict[str, Fitted] = {

@@ -10,31 +10,39 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.schema import LeadSchema
+from features.schema import LeadSchema, SchemaError
 from store.repository import TrainingFrames
 
-LABEL = "label"
-WEIGHT = "weight"
-AS_OF = "as_of"
-OCCURRED_AT = "occurred_at"
+# Bookkeeping columns of the training set, apart from the schema's field names.
+LABEL = "_label"
+WEIGHT = "_weight"
+CREATED_AT = "_created_at"
+AS_OF = "_as_of"
+OCCURRED_AT = "_occurred_at"
+OUTCOME = "_outcome"
+ORIGIN = "_origin"
+BOOKKEEPING = (LABEL, WEIGHT, CREATED_AT, AS_OF, OCCURRED_AT, OUTCOME, ORIGIN, "lead_id")
 WON = "won"
 
 
 def latest_closing_outcomes(outcomes: pd.DataFrame) -> pd.DataFrame:
     """One outcome per lead: the latest closing event (a re-opened lead is judged by its end)."""
-    ordered = outcomes.sort_values([OCCURRED_AT, "sequence"], kind="stable")
+    ordered = outcomes.sort_values(["occurred_at", "sequence"], kind="stable")
     return ordered.drop_duplicates("lead_id", keep="last")
 
 
 def build_training_set(frames: TrainingFrames, schema: LeadSchema) -> pd.DataFrame:
-    """Rows of (lead_id, as_of, occurred_at, outcome, label, origin, <model fields>)."""
+    """One row per closed lead: the bookkeeping columns, then the schema's model fields."""
     fields = [f.name for f in schema.model_fields_in_order]
-    outcomes = latest_closing_outcomes(frames.outcomes).sort_values(OCCURRED_AT, kind="stable")
+    clash = sorted(set(fields) & set(BOOKKEEPING))
+    if clash:
+        raise SchemaError(f"field names reserved by leadloop's training set: {clash}")
+    outcomes = latest_closing_outcomes(frames.outcomes).sort_values("occurred_at", kind="stable")
     snapshots = frames.snapshots.astype({"scored_at": "datetime64[ns, UTC]"})
     joined = pd.merge_asof(
-        outcomes.astype({OCCURRED_AT: "datetime64[ns, UTC]"}),
+        outcomes.astype({"occurred_at": "datetime64[ns, UTC]"}),
         snapshots.sort_values("scored_at", kind="stable"),
-        left_on=OCCURRED_AT,
+        left_on="occurred_at",
         right_on="scored_at",
         by="lead_id",
         direction="backward",
@@ -52,11 +60,12 @@ def build_training_set(frames: TrainingFrames, schema: LeadSchema) -> pd.DataFra
     rows = pd.DataFrame(
         {
             "lead_id": joined["lead_id"],
+            CREATED_AT: created_at.reset_index(drop=True),
             AS_OF: joined["scored_at"].where(scored, created_at.reset_index(drop=True)),
-            OCCURRED_AT: joined[OCCURRED_AT],
-            "outcome": joined["outcome"],
+            OCCURRED_AT: joined["occurred_at"],
+            OUTCOME: joined["outcome"],
             LABEL: (joined["outcome"] == WON).astype(int),
-            "origin": scored.map({True: "snapshot", False: "lead"}),
+            ORIGIN: scored.map({True: "snapshot", False: "lead"}),
         }
     )
     features = pd.DataFrame.from_records(values, columns=fields)
@@ -84,21 +93,26 @@ def censoring_weights(rows: pd.DataFrame, max_weight: float = MAX_CENSORING_WEIG
     Recent leads are closed only if they closed fast, and disqualifications close faster than
     wins: counted plainly, the newest leads look worse than they are and every model trained or
     judged on them is biased low. Each closed lead is weighted by 1 / P(a lead with its outcome
-    closes within the time this one has had), the probability estimated from the delays of the
-    older half of the leads (old enough for slow outcomes to have arrived).
+    closes within the time this one has had since it was created), the probability estimated
+    from the leads created in the older half of the time span (old enough for slow outcomes to
+    have arrived). Without enough such leads of every outcome, no lead is reweighted: weighting
+    some outcomes and not others would bias the mix.
     """
-    if rows.empty:
-        return np.ones(0)
-    evidence_end = rows[OCCURRED_AT].max()
-    delay = (rows[OCCURRED_AT] - rows[AS_OF]).dt.total_seconds().to_numpy()
-    age = (evidence_end - rows[AS_OF]).dt.total_seconds().to_numpy()
-    old = rows[AS_OF] <= rows[AS_OF].min() + (evidence_end - rows[AS_OF].min()) / 2
     weights = np.ones(len(rows))
-    for outcome in rows["outcome"].unique():
-        of_class = (rows["outcome"] == outcome).to_numpy()
-        reference = np.sort(delay[of_class & old.to_numpy()])
-        if len(reference) < _MIN_CLASS_ROWS:
-            continue
+    if rows.empty:
+        return weights
+    created = rows[CREATED_AT]
+    evidence_end = rows[OCCURRED_AT].max()
+    delay = (rows[OCCURRED_AT] - created).dt.total_seconds().to_numpy()
+    age = (evidence_end - created).dt.total_seconds().to_numpy()
+    old = (created <= created.min() + (evidence_end - created.min()) / 2).to_numpy()
+    outcomes = rows[OUTCOME].to_numpy()
+    classes = np.unique(outcomes)
+    if any((old & (outcomes == kind)).sum() < _MIN_CLASS_ROWS for kind in classes):
+        return weights
+    for kind in classes:
+        of_class = outcomes == kind
+        reference = np.sort(delay[of_class & old])
         closed_within = np.searchsorted(reference, age[of_class], side="right") / len(reference)
         weights[of_class] = 1.0 / np.maximum(closed_within, 1.0 / max_weight)
     return weights

@@ -14,7 +14,7 @@ import pandas as pd
 from features.schema import FieldRole
 from training.candidates import BASELINES, SERVABLE, records
 from training.dataset import LABEL, WEIGHT
-from training.metrics import holdout_metrics, reliability
+from training.metrics import holdout_metrics, ranked_slices, reliability
 from training.pipeline import TrainedCandidate
 from training.promotion import PromotionDecision
 
@@ -23,22 +23,19 @@ MIN_SEGMENT_LEADS = 30
 
 
 def lift_by_decile(y: np.ndarray, probability: np.ndarray, w: np.ndarray) -> list[dict]:
-    """Deciles from the highest scores down: leads, win rate and lift over the average."""
-    order = np.argsort(-probability, kind="stable")
+    """Deciles of lead weight from the highest scores down: win rate and lift over average
+    (the first decile's lift is `lift_at_10`)."""
+    rates, lowest = ranked_slices(y, probability, np.linspace(0.0, 1.0, 11), w)
     overall = np.average(y, weights=w)
-    rows = []
-    for decile, part in enumerate(np.array_split(order, 10), start=1):
-        rate = float(np.average(y[part], weights=w[part]))
-        rows.append(
-            {
-                "decile": decile,
-                "leads": int(len(part)),
-                "min_probability": float(probability[part].min()),
-                "win_rate": rate,
-                "lift": rate / overall,
-            }
-        )
-    return rows
+    return [
+        {
+            "decile": decile,
+            "min_probability": float(low),
+            "win_rate": float(rate),
+            "lift": float(rate / overall),
+        }
+        for decile, (rate, low) in enumerate(zip(rates, lowest, strict=True), start=1)
+    ]
 
 
 def by_grade(y: np.ndarray, probability: np.ndarray, w: np.ndarray, grades: Any) -> list[dict]:
@@ -47,7 +44,7 @@ def by_grade(y: np.ndarray, probability: np.ndarray, w: np.ndarray, grades: Any)
         {
             "grade": grade,
             "leads": int(mask.sum()),
-            "share": float(mask.mean()),
+            "share": float(w[mask].sum() / w.sum()),
             "predicted": float(np.average(probability[mask], weights=w[mask])),
             "win_rate": float(np.average(y[mask], weights=w[mask])),
         }

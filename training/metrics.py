@@ -18,15 +18,38 @@ def _weights(y: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
     return np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
 
 
+def ranked_slices(
+    y: np.ndarray, probability: np.ndarray, edges: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Win rate and lowest probability of each slice of leads ranked best first.
+
+    Slices run between consecutive `edges` (shares of the total lead weight, 0 to 1). Leads with
+    the same probability cannot be told apart, so a tie group that straddles an edge counts in
+    each slice pro rata: the result never depends on the order of tied rows.
+    """
+    w = _weights(y, weights)
+    order = np.argsort(-probability, kind="stable")
+    ranked = probability[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(ranked)) + 1]
+    group_weight = np.add.reduceat(w[order], starts)
+    group_won = np.add.reduceat((w * y)[order], starts)
+    total = group_weight.sum()
+    upper = np.cumsum(group_weight) / total
+    lower = upper - group_weight / total
+    rates, lowest = [], []
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
+        inside = np.clip(np.minimum(upper, b) - np.maximum(lower, a), 0.0, None) * total
+        rates.append(float((inside / group_weight * group_won).sum() / inside.sum()))
+        lowest.append(float(ranked[starts][inside > 0].min()))
+    return np.array(rates), np.array(lowest)
+
+
 def lift_at(
     y: np.ndarray, probability: np.ndarray, fraction: float, weights: np.ndarray | None = None
 ) -> float:
     """Win rate among the top `fraction` of leads by probability, over the overall win rate."""
-    w = _weights(y, weights)
-    order = np.argsort(-probability, kind="stable")
-    mass = np.cumsum(w[order])
-    top = order[: max(1, int(np.searchsorted(mass, fraction * mass[-1], side="left")) + 1)]
-    return float(np.average(y[top], weights=w[top]) / np.average(y, weights=w))
+    rates, _ = ranked_slices(y, probability, np.array([0.0, fraction]), weights)
+    return float(rates[0] / np.average(y, weights=_weights(y, weights)))
 
 
 def reliability(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -83,7 +84,7 @@ class TrainedCandidate:
         """The same run with another of its models as the challenger."""
         return dataclasses.replace(self, chosen=name)
 
-    @property
+    @cached_property
     def card(self) -> dict[str, Any]:
         return self.facts | {
             "model_kind": self.chosen,
@@ -91,7 +92,7 @@ class TrainedCandidate:
             "model_info": self.fitted[self.chosen].info,
         }
 
-    @property
+    @cached_property
     def scorer(self) -> Scorer:
         return dataclasses.replace(self.fitted[self.chosen].scorer, card=self.card)
 
@@ -176,10 +177,10 @@ def train_candidate(
     chosen = choose(fitted, config.models.candidates)
 
     holdout, y, w = outer.newer, outer.newer[LABEL].to_numpy(), outer.newer[WEIGHT].to_numpy()
-    fields = fitted[chosen].scorer.feature_fields
+    shared_encoder_fields = fitted[chosen].scorer.feature_fields  # all models share the encoder
     evaluations = {}
     for name, model in fitted.items():
-        probability = model.scorer.predict_proba(records(holdout, fields))
+        probability = model.scorer.predict_proba(records(holdout, shared_encoder_fields))
         metrics = holdout_metrics(y, probability, w)
         evaluations[name] = Evaluation(name, model.validation_auc, metrics, probability)
     constant = np.full(len(holdout), base_rate)

@@ -72,7 +72,7 @@ def decide_promotion(
     """Apply the gate to comparisons measured on the same holdout."""
     comparisons = (versus_baseline,) + ((versus_champion,) if versus_champion else ())
     b = versus_baseline
-    if b.low <= 0:
+    if not b.low > 0:  # written so that a NaN interval (a holdout without wins) fails too
         return PromotionDecision(
             False,
             f"not clearly better than the best baseline ({b.against}): AUC difference "
@@ -87,7 +87,7 @@ def decide_promotion(
             comparisons,
         )
     c = versus_champion
-    if c.difference < 0 or c.low <= -CHAMPION_TOLERANCE:
+    if not (c.difference >= 0 and c.low > -CHAMPION_TOLERANCE):
         return PromotionDecision(
             False,
             f"worse than the champion ({c.against}) on the same leads: AUC difference "

@@ -7,8 +7,9 @@ and moves the aliases.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +27,7 @@ from models.registry import (
     mlflow_client,
     record_promotion,
 )
+from models.scorer import ScorerFormatError
 from reports.model_quality import render_html
 from serving.settings import Settings
 from store.repository import training_frames
@@ -36,6 +38,7 @@ from training.metrics import holdout_metrics
 from training.pipeline import TrainedCandidate, TrainingConfig, holdout_leads, train_candidate
 from training.promotion import PromotionDecision, compare_auc, decide_promotion
 
+log = logging.getLogger("leadloop.training")
 Progress = Callable[[str], None]
 REPORT_HTML = "quality_report.html"
 REPORT_JSON = "quality_report.json"
@@ -128,8 +131,15 @@ def gate(
     versus_baseline = compare_auc(
         y, candidate.holdout_probability, baseline.probability, baseline.name, w
     )
-    if versus_baseline.low <= 0 and baseline.name in candidate.fitted and baseline.name in SERVABLE:
-        return gate(candidate.switch(baseline.name), champion)
+    if not versus_baseline.low > 0 and baseline.name in SERVABLE:
+        # A second look at the holdout, between two models: said in the reason.
+        switched, decision, champion_metrics = gate(candidate.switch(baseline.name), champion)
+        note = (
+            f"{candidate.chosen} did not clearly beat the {baseline.name} on the holdout "
+            f"({versus_baseline.difference:+.4f} AUC [{versus_baseline.low:+.4f}, "
+            f"{versus_baseline.high:+.4f}]), so the {baseline.name} was put to the gate: "
+        )
+        return switched, replace(decision, reason=note + decision.reason), champion_metrics
     challenger = candidate.holdout_probability
     if champion is None:
         return candidate, decide_promotion(versus_baseline, None), None
@@ -137,6 +147,15 @@ def gate(
     versus_champion = compare_auc(y, challenger, probability, f"version {champion.version}", w)
     decision = decide_promotion(versus_baseline, versus_champion)
     return candidate, decision, holdout_metrics(y, probability, w)
+
+
+def _champion(client: MlflowClient, model_name: str) -> tuple[LoadedScorer | None, str]:
+    """The champion, or None and why it cannot be compared (written by another leadloop)."""
+    try:
+        return load_alias(client, model_name, CHAMPION), ""
+    except ScorerFormatError as exc:
+        log.warning("the champion cannot be loaded, so it is not compared: %s", exc)
+        return None, f"the champion could not be loaded by this leadloop ({exc})"
 
 
 def train_and_register(
@@ -151,18 +170,21 @@ def train_and_register(
         min_outcomes=settings.min_outcomes, sales_capacity=settings.sales_capacity
     )
     schema = load_schema(settings.schema_path)
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
+    client = mlflow_client(settings.mlflow_tracking_uri)
+    progress("Loading the current champion")
+    champion, unreadable = _champion(client, settings.model_name)
     progress("Reading closed leads from the store")
     with sessions() as session:
         frames = training_frames(session)
     progress(f"Training on {frames.outcomes['lead_id'].nunique():,} closed leads")
     candidate = train_candidate(frames, schema, config, trained_at=now)
 
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
-    client = mlflow_client(settings.mlflow_tracking_uri)
     progress("Comparing with the baselines and the current champion")
-    champion = load_alias(client, settings.model_name, CHAMPION)
     candidate, decision, champion_metrics = gate(candidate, champion)
+    if unreadable:
+        decision = replace(decision, reason=f"{unreadable}; {decision.reason}")
 
     progress("Logging the run and registering the model in MLflow")
     experiment_id = ensure_experiment(

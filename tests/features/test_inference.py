@@ -22,6 +22,7 @@ from features.schema import FieldRole, FieldType
         ),
         ("contact", ["a@b.example", "c@d.example", "x"], (FieldType.TEXT, FieldRole.PII)),
         ("Phone Number", ["555 123", "555 456"], (FieldType.TEXT, FieldRole.PII)),
+        ("phone", ["5551234567", "5559876543"], (FieldType.TEXT, FieldRole.PII)),
         ("city", ["Paris", "Lyon", "Paris"], (FieldType.CATEGORICAL, FieldRole.FEATURE)),
         ("mixed", ["12", "twelve"], (FieldType.CATEGORICAL, FieldRole.FEATURE)),
         ("empty", [None, "", "NA"], (FieldType.CATEGORICAL, FieldRole.FEATURE)),

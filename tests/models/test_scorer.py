@@ -37,6 +37,15 @@ def test_load_refuses_another_format_version(scorer: Scorer, tmp_path: Path) -> 
         Scorer.load(tmp_path)
 
 
+def test_load_names_a_damaged_document(scorer: Scorer, tmp_path: Path) -> None:
+    scorer.save(tmp_path)
+    document = json.loads((tmp_path / SCORER_FILE).read_text())
+    del document["encoder"]["columns"]
+    (tmp_path / SCORER_FILE).write_text(json.dumps(document))
+    with pytest.raises(ScorerFormatError, match="cannot load scorer"):
+        Scorer.load(tmp_path)
+
+
 def test_load_names_a_missing_file(scorers: dict[str, Scorer], tmp_path: Path) -> None:
     scorers["lightgbm"].save(tmp_path)
     (tmp_path / BOOSTER_FILE).unlink()

@@ -492,3 +492,27 @@ def test_openapi_describes_the_lead_schema(client: TestClient, demo_schema: Lead
     expected = {f.name for f in demo_schema.fields} | {"lead_id"}
     assert set(lead_in["properties"]) == expected
     assert "page_views" in lead_in["properties"]
+
+
+def test_snapshots_keep_every_model_field_and_rescoring_keeps_the_stored_row(
+    client: TestClient, trained: TrainedSetup, demo_schema: LeadSchema
+) -> None:
+    """The next model may use a field this one does not read; and a re-score after the
+    outcome must not rewrite the row training falls back on."""
+    from sqlalchemy import select
+
+    from store.tables import Lead, ScoreSnapshot
+
+    lead_id = new_id()
+    score(client, {"lead_id": lead_id, "page_views": 3, "industry": "retail"})
+    score(client, {"lead_id": lead_id, "page_views": 99, "industry": "software"})
+    with trained.sessions() as session:
+        snapshots = session.scalars(
+            select(ScoreSnapshot).where(ScoreSnapshot.lead_id == lead_id)
+        ).all()
+        stored = session.get(Lead, lead_id)
+    assert len(snapshots) == 2
+    model_fields = {f.name for f in demo_schema.model_fields_in_order}
+    assert all(set(s.features) == model_fields for s in snapshots)
+    assert sorted(s.features["page_views"] for s in snapshots) == [3, 99]
+    assert stored.attributes["page_views"] == 3 and stored.attributes["industry"] == "retail"

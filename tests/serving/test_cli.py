@@ -115,3 +115,13 @@ def test_production_refuses_the_development_pii_key(tmp_path: Path) -> None:
     assert "LEADLOOP_PII_KEY" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "leadloop.db").exists(), "the store was opened before the refusal"
+
+
+def test_import_refuses_bad_options_with_a_reason(tmp_path: Path) -> None:
+    export = tmp_path / "export.csv"
+    export.write_text("id,visits,stage\na,1,won\nb,2,lost\n")
+    base = ["import", str(export), "--id", "id", "--outcome", "stage", "--won", "won"]
+    for extra, says in [(["--sep", ";;"], "--sep"), (["--id", "nope"], "no column 'nope'")]:
+        result = leadloop(store_env(tmp_path), tmp_path, *base, *extra)
+        assert result.returncode == 2, result.stderr
+        assert says in one_line(result.stderr) and "Traceback" not in result.stderr

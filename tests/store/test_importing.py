@@ -187,11 +187,19 @@ def test_unknown_columns_and_bad_options_are_refused(
             PII_KEY,
             NOW,
         )
+    with pytest.raises(ImportFileError, match="--closed-at needs --time"):
+        import_file(request(path, tmp_path, roles=ColumnRoles(id="id")), sessions, PII_KEY, NOW)
     with pytest.raises(ImportFileError, match="two outcomes"):
         OutcomeMapping("stage", frozenset({"won"}), frozenset({"won"}))
     with pytest.raises(ImportFileError, match="no such file"):
         import_file(request(tmp_path / "nope.csv", tmp_path), sessions, PII_KEY, NOW)
     assert counts(sessions) == (0, 0)
+
+
+def test_a_broken_parquet_file_is_refused(sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    broken = write(tmp_path, "not parquet at all", name="export.parquet")
+    with pytest.raises(ImportFileError, match="not a readable Parquet file"):
+        import_file(request(broken, tmp_path), sessions, PII_KEY, NOW)
 
 
 def test_parquet_exports_import_like_csv(sessions: sessionmaker[Session], tmp_path: Path) -> None:

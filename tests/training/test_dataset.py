@@ -9,7 +9,7 @@ import pytest
 
 from features.schema import LeadSchema
 from store.repository import TrainingFrames
-from training.dataset import AS_OF, LABEL, build_training_set
+from training.dataset import AS_OF, LABEL, ORIGIN, OUTCOME, build_training_set
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -49,7 +49,7 @@ def test_latest_snapshot_before_the_outcome_is_used(demo_schema: LeadSchema) -> 
     )
     row = by_lead(rows)["a"]
     assert row["page_views"] == 9 and row[AS_OF] == pd.Timestamp(day(3)) and row[LABEL] == 1
-    assert row["origin"] == "snapshot"
+    assert row[ORIGIN] == "snapshot"
 
 
 def test_stored_row_is_the_fallback_without_an_earlier_snapshot(demo_schema: LeadSchema) -> None:
@@ -62,7 +62,7 @@ def test_stored_row_is_the_fallback_without_an_earlier_snapshot(demo_schema: Lea
         demo_schema,
     )
     row = by_lead(rows)["a"]
-    assert (row["page_views"], row["source"], row["origin"]) == (2, "webinar", "lead")
+    assert (row["page_views"], row["source"], row[ORIGIN]) == (2, "webinar", "lead")
     assert row[AS_OF] == pd.Timestamp(day(0)) and row[LABEL] == 0
 
 
@@ -93,8 +93,8 @@ def test_latest_closing_outcome_labels_the_lead(demo_schema: LeadSchema) -> None
         demo_schema,
     )
     found = by_lead(rows)
-    assert (found["a"]["outcome"], found["a"][LABEL]) == ("won", 1)
-    assert (found["b"]["outcome"], found["b"][LABEL]) == ("disqualified", 0)
+    assert (found["a"][OUTCOME], found["a"][LABEL]) == ("won", 1)
+    assert (found["b"][OUTCOME], found["b"][LABEL]) == ("disqualified", 0)
 
 
 def test_only_fields_known_at_scoring_become_columns(demo_schema: LeadSchema) -> None:

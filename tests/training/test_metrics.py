@@ -23,3 +23,13 @@ def test_perfect_and_reversed_rankings() -> None:
     assert perfect["roc_auc"] == 1.0 and reversed_["roc_auc"] == 0.0
     assert perfect["brier"] < 0.001 < reversed_["brier"]
     assert perfect["log_loss"] < reversed_["log_loss"]
+
+
+def test_tied_scores_do_not_depend_on_row_order() -> None:
+    """A constant score ranks nobody above anybody: its lift is 1 whatever the row order."""
+    y = np.array([1, 1, 1, 0, 0, 0, 0, 0, 0, 0])
+    constant = np.full(10, 0.3)
+    assert lift_at(y, constant, 0.1) == pytest.approx(1.0)
+    assert lift_at(y[::-1], constant, 0.1) == pytest.approx(1.0)
+    two_levels = np.array([0.9] * 4 + [0.1] * 6)  # the top 10% is part of a tie group of 4
+    assert lift_at(y, two_levels, 0.1) == pytest.approx((3 / 4) / 0.3)

@@ -55,3 +55,12 @@ def test_decisions() -> None:
     assert not worse.promote and "worse than the champion (version 1)" in worse.reason
     no_better = decide_promotion(interval(-0.01, 0.02, "rules"), interval(0.01, 0.02))
     assert not no_better.promote and "best baseline (rules)" in no_better.reason
+
+
+def test_an_undefined_interval_never_promotes() -> None:
+    """A holdout without wins in some resamples gives NaN bounds: that is no evidence."""
+    nan = float("nan")
+    assert not decide_promotion(Comparison("rules", 0.0, nan, nan), None).promote
+    assert not decide_promotion(
+        interval(0.01, 0.03), Comparison("version 1", nan, nan, nan)
+    ).promote

@@ -13,7 +13,7 @@ from models.registry import LoadedScorer
 from store.demo_funnel import DemoFunnel, generate_demo_funnel
 from store.repository import TrainingFrames, training_frames
 from tests.support import NOW, open_store, seed
-from training.dataset import LABEL, WEIGHT, shuffle_outcomes_before
+from training.dataset import AS_OF, LABEL, WEIGHT, shuffle_outcomes_before
 from training.pipeline import TrainedCandidate, TrainingConfig, train_candidate
 from training.run import gate
 
@@ -69,7 +69,7 @@ def test_a_challenger_trained_on_shuffled_labels_is_never_promoted(
     run: TrainedCandidate, frames: TrainingFrames, demo_schema: LeadSchema
 ) -> None:
     """Labels shuffled where the model learns, true where it is judged."""
-    shuffled = shuffle_outcomes_before(frames, run.holdout["as_of"].min(), seed=7)
+    shuffled = shuffle_outcomes_before(frames, run.holdout[AS_OF].min(), seed=7)
     noisy = train_candidate(shuffled, demo_schema, TrainingConfig(), NOW)
     assert noisy.holdout["lead_id"].tolist() == run.holdout["lead_id"].tolist()
     champion = LoadedScorer(run.scorer, version="1", run_id="the real model")

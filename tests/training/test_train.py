@@ -25,7 +25,7 @@ from store.repository import training_frames
 from store.tables import Lead, OutcomeEvent
 from tests.support import NOW, TrainedSetup, make_settings, open_store, seed, train_setup
 from training.candidates import BASELINES, SERVABLE
-from training.dataset import LABEL, WEIGHT, build_training_set
+from training.dataset import AS_OF, CREATED_AT, LABEL, OCCURRED_AT, WEIGHT, build_training_set
 from training.metrics import METRIC_NAMES
 from training.pipeline import TrainedCandidate, TrainingConfig, train_candidate
 from training.run import train_and_register
@@ -61,7 +61,7 @@ def test_the_challenger_is_the_best_servable_model_on_validation(
 
 
 def test_holdout_is_newer_than_every_training_lead(candidate: TrainedCandidate) -> None:
-    assert candidate.train["as_of"].max() < candidate.holdout["as_of"].min()
+    assert candidate.train[AS_OF].max() < candidate.holdout[AS_OF].min()
     assert len(candidate.holdout) == pytest.approx(0.2 * len(candidate.dataset), abs=2)
     assert set(candidate.train["lead_id"]).isdisjoint(candidate.holdout["lead_id"])
 
@@ -72,10 +72,12 @@ def test_recent_closed_leads_weigh_more_the_less_time_they_had(
     """Censoring weights: old leads count once, young wins more (slow outcomes are missing)."""
     rows = candidate.dataset
     assert rows[WEIGHT].min() == 1.0 and rows[WEIGHT].max() <= 10.0
-    young = rows["as_of"] > rows["occurred_at"].max() - np.timedelta64(30, "D")
+    young = rows[CREATED_AT] > rows[OCCURRED_AT].max() - np.timedelta64(30, "D")
     won = rows[LABEL] == 1
     assert rows.loc[young & won, WEIGHT].mean() > rows.loc[young & ~won, WEIGHT].mean() > 1.0
-    assert (rows.loc[~young & (rows["as_of"] < rows["as_of"].quantile(0.4)), WEIGHT] == 1).all()
+    assert (
+        rows.loc[~young & (rows[CREATED_AT] < rows[CREATED_AT].quantile(0.4)), WEIGHT] == 1
+    ).all()
 
 
 def test_training_is_deterministic(
@@ -149,6 +151,7 @@ def test_promote_and_rollback_by_hand(
         "ana",
         "v2 mis-scores the partner channel",
     )
+    promote_by_hand(client, name, "1", "ana", "clicked twice")  # already champion: no new step
     assert rollback(client, name, "bo", "partner issue was a data bug") == "2"
     assert str(alias_version(client, name, CHAMPION).version) == "2"
     assert client.get_model_version(name, "1").tags["rolled_back_by"] == "bo"
@@ -179,3 +182,34 @@ def test_too_few_outcomes_are_refused_with_what_is_missing(
     message = str(refused.value)
     assert f"{120 - won} more won and 0 more lost" in message and "rules score" in message
     sessions.kw["bind"].dispose()
+
+
+def test_a_champion_this_leadloop_cannot_read_is_named_not_compared(
+    tmp_path: Path,
+    small_funnel: DemoFunnel,
+    demo_schema: LeadSchema,
+    request: pytest.FixtureRequest,
+) -> None:
+    """A registry written by an older leadloop: the run says so instead of failing."""
+    setup = train_setup(tmp_path, small_funnel, demo_schema)
+    request.addfinalizer(setup.close)
+    client = mlflow_client(setup.settings.mlflow_tracking_uri)
+    uri = client.get_model_version_download_uri(setup.settings.model_name, "1")
+    (document,) = Path(uri.removeprefix("file://")).rglob("scorer.json")
+    document.write_text(document.read_text().replace('"format_version": 2', '"format_version": 1'))
+    run = train_and_register(setup.settings, setup.sessions, NOW)
+    assert run.champion_version is None
+    assert "could not be loaded" in run.decision.reason and "format 1" in run.decision.reason
+
+
+def test_a_guard_that_leaves_no_field_is_refused(
+    trained: TrainedSetup, demo_schema: LeadSchema
+) -> None:
+    from training.candidates import CandidateConfig, fit_all
+
+    with trained.sessions() as session:
+        rows = build_training_set(training_frames(session), demo_schema)
+    rows[WEIGHT] = 1.0
+    every_field = frozenset(f.name for f in demo_schema.model_fields_in_order)
+    with pytest.raises(NotEnoughDataError, match="no model field is left"):
+        fit_all(demo_schema, rows, rows, CandidateConfig(), every_field)
