@@ -16,10 +16,10 @@ $(INSTALLED): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $@
 
-.PHONY: help install train test serve mlflow bench-quality lint format lock clean
+.PHONY: help install train test serve report mlflow bench-quality bench-reports lint format lock clean
 
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 install: $(INSTALLED) ## Create .venv and install leadloop with pinned dependencies
 
@@ -35,11 +35,17 @@ test: $(INSTALLED) ## Run the test suite (SQLite and PostgreSQL; CI=true makes P
 serve: $(INSTALLED) ## Serve the champion over HTTP on 127.0.0.1:8000 (change with HOST=, PORT=)
 	$(BIN)/leadloop serve --host $(HOST) --port $(PORT)
 
+report: $(INSTALLED) ## Write the marketer reports, alerts and dashboard to reports/out/
+	$(BIN)/leadloop report
+
 mlflow: $(INSTALLED) ## Browse runs and registered models in the MLflow UI on port 5000
 	$(BIN)/mlflow ui --backend-store-uri $${LEADLOOP_MLFLOW_TRACKING_URI:-sqlite:///var/mlflow.db} --port 5000
 
 bench-quality: $(INSTALLED) ## Model vs baselines on the demo funnel, X Education, Maven CRM -> reports/bench/quality.md
 	$(BIN)/python -m reports.bench_quality
+
+bench-reports: $(INSTALLED) ## Collapse detection over 20 seeds and report timing -> reports/bench/reports.md
+	$(BIN)/python -m reports.bench_reports
 
 lint: $(INSTALLED) ## ruff check and ruff format --check
 	$(BIN)/ruff check .

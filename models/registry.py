@@ -5,6 +5,7 @@ Promotion is data: serving loads whatever version the `champion` alias names.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -103,6 +104,8 @@ def load_scorer(client: MlflowClient, model_name: str, version: str) -> LoadedSc
     """Download one registered version and load its scorer with this process's code."""
     model_version = client.get_model_version(model_name, version)
     artifact_uri = client.get_model_version_download_uri(model_name, version)
+    # MLflow draws a progress bar for every download: noise in logs, unless asked for.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri, dst_path=tmp))
         data = Model.load(local).flavors["python_function"]["data"]

@@ -51,7 +51,7 @@ class Result:
     best_achievable: float | None = None
 
 
-def _store(directory: Path) -> sessionmaker[Session]:
+def scratch_store(directory: Path) -> sessionmaker[Session]:
     engine = make_engine(f"sqlite:///{directory}/store.db")
     migrate(engine)
     return session_factory(engine)
@@ -61,7 +61,7 @@ def _run(
     name: str, load: Callable[[sessionmaker[Session], Path], LeadSchema]
 ) -> tuple[Result, TrainingFrames]:
     with tempfile.TemporaryDirectory() as tmp:
-        sessions = _store(Path(tmp))
+        sessions = scratch_store(Path(tmp))
         schema = load(sessions, Path(tmp))
         started = time.perf_counter()
         with sessions() as session:
@@ -172,7 +172,7 @@ def _section(result: Result) -> list[str]:
     return [*lines, ""]
 
 
-def _machine() -> str:
+def machine() -> str:
     cpu = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
@@ -242,7 +242,7 @@ def main() -> None:
         "# Model quality benchmark",
         "",
         f"Written by `make bench-quality` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC in "
-        f"{time.perf_counter() - started:.0f} s. Machine: {_machine()}.",
+        f"{time.perf_counter() - started:.0f} s. Machine: {machine()}.",
         "",
         "Every figure is on the time-ordered holdout (the newest 20% of closed leads), with "
         "censoring weights, after the leakage guard; the model is the run's challenger after "

@@ -6,49 +6,15 @@ Plots are inline SVG (matplotlib), so the page needs no other file and no networ
 
 from __future__ import annotations
 
-import io
-from collections.abc import Iterable, Sequence
 from html import escape
 from typing import Any
 
-from matplotlib.figure import Figure
-
-_STYLE = """
-body { font: 14px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }
-h1 { font-size: 1.6rem; } h2 { margin-top: 2.2rem; border-bottom: 1px solid #ddd; }
-table { border-collapse: collapse; margin: .6rem 0; }
-th, td { padding: .25rem .7rem; border-bottom: 1px solid #eee; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
-.good { color: #1a7f37; } .bad { color: #b42318; } .note { color: #555; }
-.plots { display: flex; gap: 1.5rem; flex-wrap: wrap; }
-"""
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 10 else f"{value:,.1f}"
-    return escape(str(value))
-
-
-def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _svg(figure: Figure) -> str:
-    """Inline SVG; a bare Figure (no pyplot) needs no display backend and no global state."""
-    buffer = io.StringIO()
-    figure.savefig(buffer, format="svg", bbox_inches="tight")
-    text = buffer.getvalue()
-    return text[text.index("<svg") :]
+from reports.render import figure, page, svg, table
 
 
 def calibration_plot(curves: dict[str, list[dict[str, float]]]) -> str:
-    figure = Figure(figsize=(4.6, 4.2))
-    axes = figure.subplots()
+    fig = figure()
+    axes = fig.subplots()
     top = max(max(b["predicted"], b["actual"]) for curve in curves.values() for b in curve)
     axes.plot([0, top], [0, top], color="#999", linestyle="--", linewidth=1, label="perfect")
     for name, curve in curves.items():
@@ -57,12 +23,12 @@ def calibration_plot(curves: dict[str, list[dict[str, float]]]) -> str:
         )
     axes.set(xlabel="predicted win rate", ylabel="actual win rate", title="Reliability (holdout)")
     axes.legend(fontsize=8)
-    return _svg(figure)
+    return svg(fig)
 
 
 def lift_plot(deciles: list[dict[str, Any]]) -> str:
-    figure = Figure(figsize=(4.6, 4.2))
-    axes = figure.subplots()
+    fig = figure()
+    axes = fig.subplots()
     axes.bar([d["decile"] for d in deciles], [d["lift"] for d in deciles], color="#3b6ea8")
     axes.axhline(1.0, color="#999", linestyle="--", linewidth=1)
     axes.set(
@@ -71,7 +37,7 @@ def lift_plot(deciles: list[dict[str, Any]]) -> str:
         title="Lift by decile (holdout)",
         xticks=range(1, 11),
     )
-    return _svg(figure)
+    return svg(fig)
 
 
 def render_html(report: dict[str, Any]) -> str:
@@ -168,8 +134,4 @@ def render_html(report: dict[str, Any]) -> str:
         if report["leaks"]
         else "<p>No field was flagged.</p>",
     ]
-    title = f"leadloop model quality v{escape(report['model_version'])}"
-    return (
-        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>"
-        f"<style>{_STYLE}</style></head><body>{''.join(sections)}</body></html>"
-    )
+    return page(f"leadloop model quality v{report['model_version']}", sections)

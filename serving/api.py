@@ -4,10 +4,11 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel
 
 from models.registry import LoadedScorer
+from reports.feed import reports_feed
 from serving import services
 from serving.schemas import IngestOut, LeadOut, ModelOut, OutcomesIn, ScoresOut
 from serving.state import AppState
@@ -69,6 +70,19 @@ def build_router(scores_in: type[BaseModel]) -> APIRouter:
             "run_id": model.run_id,
             "grades": model.scorer.grades.to_dict(),
         } | {key: card[key] for key in ModelOut.model_fields if key in card}
+
+    @router.get("/v1/alerts", tags=["reports"])
+    def get_alerts(state: StateDep) -> dict:
+        """The alerts of the latest `leadloop report` (the same the dashboard shows)."""
+        try:
+            return reports_feed(state.reports_dir)
+        except FileNotFoundError:
+            raise HTTPException(404, "no reports yet: run `make report`") from None
+
+    @router.get("/reports", include_in_schema=False)
+    def reports_home() -> RedirectResponse:
+        # The dashboard links its reports relatively: it must be read from /reports/.
+        return RedirectResponse("/reports/")
 
     @router.get("/healthz", tags=["operations"])
     def healthz() -> dict:

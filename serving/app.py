@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from mlflow.exceptions import MlflowException
 
 from features.schema import load_schema
@@ -39,6 +40,7 @@ def create_app(settings: Settings) -> FastAPI:
             model_name=settings.model_name,
             pii_key=settings.pii_key_bytes,
             sessions=session_factory(engine),
+            reports_dir=settings.reports_dir,
         )
         app.state.leadloop = state
         _load_champion(state, settings)
@@ -52,6 +54,9 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(build_router(scores_request_model(schema)))
+    # What `leadloop report` wrote: the dashboard at /reports/ and each report beside it.
+    reports = StaticFiles(directory=settings.reports_dir, html=True, check_dir=False)
+    app.mount("/reports/", reports, name="reports")
     app.add_exception_handler(RequestValidationError, _validation_error)
     return app
 

@@ -129,11 +129,12 @@ def demo_data(
             funnel = generate_demo_funnel(leads, seed)
             with sessions.begin() as session:
                 counts = load_demo_funnel(session, funnel, schema, settings.pii_key_bytes, _now())
+    closed = len(funnel.outcomes)
     won = int((funnel.outcomes["outcome"] == "won").sum())
     err.print(
         f"Demo funnel stored: {leads:,} leads from {START:%Y-%m-%d} to {END:%Y-%m-%d}, "
-        f"{counts.accepted:,} closed ({won / counts.accepted:.1%} won), "
-        f"{leads - counts.accepted:,} still open."
+        f"{closed:,} closed ({won / closed:.1%} won), {leads - closed:,} still open; "
+        f"{counts.accepted:,} events in all."
     )
 
 
@@ -251,6 +252,45 @@ def _print_training(run: TrainingRun, model_name: str) -> None:
     out.print(f"Version {run.model_version} {verdict}: {run.decision.reason}.")
     report = run.report_uri.removeprefix("file://")
     out.print(f"Model-quality report: {report} (or `make mlflow`, run {run.run_id})")
+
+
+@app.command()
+def report(
+    out_dir: Path | None = typer.Option(
+        None, "--out", help="Folder for the reports (default LEADLOOP_REPORTS_DIR)."
+    ),
+    as_of: datetime | None = typer.Option(
+        None, "--as-of", help="Report as of this time (default: the store's latest activity)."
+    ),
+    target: str | None = typer.Option(
+        None, help="Revenue target for the funnel plan, e.g. 250000/quarter."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print only a JSON summary on stdout."),
+) -> None:
+    """Write the marketer reports, their JSON twins, the alerts and the dashboard."""
+    from reports.funnel_plan import parse_target
+    from reports.run import write_reports
+
+    settings = _start()
+    try:
+        goal = parse_target(target) if target else None
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    moment = as_of.replace(tzinfo=as_of.tzinfo or UTC) if as_of else None
+    folder = out_dir or settings.reports_dir
+    with _reported_errors(), err.status("Writing reports") as status:
+        run = write_reports(settings, _sessions(settings), folder, moment, goal, status.update)
+    if json_output:
+        print(json.dumps(run.summary()))
+        return
+    out.print(f"Dashboard: {run.out / 'index.html'} (also at /reports when serving)")
+    for alert in run.alerts:
+        out.print(
+            f"[yellow]{alert['kind'].replace('_', ' ')}[/]: {alert['subject']} since "
+            f"{alert['since']}: {alert['evidence']}"
+        )
+    if not run.alerts:
+        out.print("[green]No alert.[/]")
 
 
 def _user() -> str:

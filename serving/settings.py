@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     min_outcomes: int = Field(default=120, ge=1)
     #: Leads sales can work a month: grade A is the best that many (unset: twice the base rate).
     sales_capacity: int | None = Field(default=None, ge=1)
+    #: Where `leadloop report` writes and the API serves the reports and the dashboard.
+    reports_dir: Path = Path("reports/out")
+    #: Hours within which sales should contact a handed-over lead (the follow-up SLA).
+    sla_hours: float = Field(default=24.0, gt=0)
+    #: Days of recent leads the drift report compares with the training window.
+    drift_days: int = Field(default=30, ge=1)
     #: Secret for the keyed hashes that replace PII in the store.
     pii_key: SecretStr = SecretStr(DEVELOPMENT_PII_KEY)
 

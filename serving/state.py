@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -16,5 +17,6 @@ class AppState:
     model_name: str
     pii_key: bytes
     sessions: sessionmaker[Session]
+    reports_dir: Path
     model: LoadedScorer | None = None
     not_ready_reason: str = "starting"

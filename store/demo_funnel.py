@@ -329,13 +329,13 @@ def _lifecycle(
     handed = rng.random(n) < np.where(lead_type == "MQL", 0.8, 0.95)
     handed_at = created + (rng.exponential(4.0, n) * 3600).astype("timedelta64[s]")
     rank = pd.Series(p_true).rank(pct=True).to_numpy()
-    median = np.array([RESPONSE_HOURS.get(s, 10.0) for s in source])
+    median = np.array([RESPONSE_HOURS.get(s, 5.0) for s in source])
     hours = np.exp(rng.normal(np.log(median) - 1.2 * (rank - 0.5), 1.0))
     contacted_at = handed_at + (hours * 3600).astype("timedelta64[s]")
     end = _naive(END)
     still_open = np.isnat(closed_at)
     before_close = still_open | (contacted_at < np.where(still_open, end, closed_at))
-    contacted = handed & (rng.random(n) < 0.93) & before_close & (contacted_at < end)
+    contacted = handed & (rng.random(n) < 0.97) & before_close & (contacted_at < end)
     handed &= handed_at < end
     events = [
         pd.DataFrame(

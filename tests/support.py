@@ -26,6 +26,7 @@ def make_settings(directory: Path, database_url: str | None = None) -> Settings:
         database_url=database_url or f"sqlite:///{directory}/leadloop.db",
         mlflow_tracking_uri=f"sqlite:///{directory}/mlflow.db",
         mlflow_artifact_root=str(directory / "mlartifacts"),
+        reports_dir=directory / "reports",
         pii_key=PII_KEY.decode(),
     )
 

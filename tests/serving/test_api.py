@@ -516,3 +516,34 @@ def test_snapshots_keep_every_model_field_and_rescoring_keeps_the_stored_row(
     assert all(set(s.features) == model_fields for s in snapshots)
     assert sorted(s.features["page_views"] for s in snapshots) == [3, 99]
     assert stored.attributes["page_views"] == 3 and stored.attributes["industry"] == "retail"
+
+
+def test_lifecycle_events_are_accepted_and_shown_on_the_lead(client: TestClient) -> None:
+    lead_id = scored_lead(client, page_views=4)
+    events = [
+        {
+            "event_id": f"{lead_id}-h",
+            "lead_id": lead_id,
+            "outcome": "handed_over",
+            "occurred_at": "2026-11-01T09:00:00Z",
+        },
+        {
+            "event_id": f"{lead_id}-c",
+            "lead_id": lead_id,
+            "outcome": "contacted",
+            "occurred_at": "2026-11-01T13:30:00Z",
+        },
+    ]
+    assert client.post("/v1/outcomes", json={"outcomes": events}).json() == {
+        "accepted": 2,
+        "duplicates": 0,
+    }
+    lead = client.get(f"/v1/leads/{lead_id}").json()
+    assert lead["handed_over"] == "2026-11-01T09:00:00Z"
+    assert lead["contacted"] == "2026-11-01T13:30:00Z"
+    assert lead["outcome"] is None  # a lifecycle step does not close the lead
+
+
+def test_alerts_before_any_report_say_how_to_get_them(empty_client: TestClient) -> None:
+    response = empty_client.get("/v1/alerts")
+    assert response.status_code == 404 and "make report" in response.json()["detail"]

@@ -1,0 +1,137 @@
+"""What the marketer reports read: leads, their events and predictions, up to an as-of time.
+
+`read_report_data` is the I/O edge (store and registry); everything after it is pure. Leads
+carry hashed ids only: no report ever sees a PII field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from features.schema import LeadSchema
+from models.registry import LoadedScorer
+from store.tables import Lead, OutcomeEvent, ScoreSnapshot
+
+CLOSING = ("won", "lost", "disqualified")
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Leads with their first lifecycle times, final outcome and the champion's probability."""
+
+    leads: pd.DataFrame  # one row per lead, see `lead_table`
+    features: pd.DataFrame  # the model fields of each lead, as last scored or stored
+    champion: LoadedScorer | None
+    as_of: pd.Timestamp
+
+
+def _frame(rows: list, columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame([tuple(r) for r in rows], columns=columns)
+
+
+def read_report_data(
+    sessions: sessionmaker[Session],
+    schema: LeadSchema,
+    champion: LoadedScorer | None,
+    as_of: datetime | None,
+) -> ReportData:
+    """Read the store as it was at `as_of` (default: its latest lead, score or event)."""
+    with sessions() as session:
+        leads = _frame(
+            session.execute(
+                select(Lead.lead_id, Lead.created_at, Lead.source, Lead.lead_type, Lead.attributes)
+            ).all(),
+            ["lead_id", "created_at", "source", "lead_type", "attributes"],
+        )
+        events = _frame(
+            session.execute(
+                select(
+                    OutcomeEvent.lead_id,
+                    OutcomeEvent.outcome,
+                    OutcomeEvent.occurred_at,
+                    OutcomeEvent.amount,
+                )
+            ).all(),
+            ["lead_id", "kind", "occurred_at", "amount"],
+        )
+        snapshots = _frame(
+            session.execute(
+                select(
+                    ScoreSnapshot.lead_id,
+                    ScoreSnapshot.scored_at,
+                    ScoreSnapshot.features,
+                )
+            ).all(),
+            ["lead_id", "scored_at", "features"],
+        )
+    moment = _as_of(as_of, leads, events, snapshots)
+    return build_report_data(schema, champion, moment, leads, events, snapshots)
+
+
+def _as_of(
+    as_of: datetime | None, leads: pd.DataFrame, events: pd.DataFrame, snapshots: pd.DataFrame
+) -> pd.Timestamp:
+    if as_of is not None:
+        return pd.Timestamp(as_of).tz_convert("UTC")
+    times = [
+        pd.to_datetime(column, utc=True).max()
+        for column in (leads["created_at"], events["occurred_at"], snapshots["scored_at"])
+        if len(column)
+    ]
+    return max(times) if times else pd.Timestamp.now(tz="UTC")
+
+
+def build_report_data(
+    schema: LeadSchema,
+    champion: LoadedScorer | None,
+    as_of: pd.Timestamp,
+    leads: pd.DataFrame,
+    events: pd.DataFrame,
+    snapshots: pd.DataFrame,
+) -> ReportData:
+    """Everything known at `as_of`, one row per lead (pure)."""
+    leads = leads.assign(created_at=pd.to_datetime(leads["created_at"], utc=True))
+    leads = leads[leads["created_at"] <= as_of].reset_index(drop=True)
+    events = events.assign(occurred_at=pd.to_datetime(events["occurred_at"], utc=True))
+    events = events[events["occurred_at"] <= as_of]
+    snapshots = snapshots.assign(scored_at=pd.to_datetime(snapshots["scored_at"], utc=True))
+    snapshots = snapshots[snapshots["scored_at"] <= as_of]
+
+    table = leads[["lead_id", "created_at", "source", "lead_type"]].copy()
+    first = events.groupby(["lead_id", "kind"])["occurred_at"].min().unstack()
+    for kind in ("handed_over", "contacted"):
+        table[kind] = table["lead_id"].map(first[kind]) if kind in first else pd.NaT
+    closing = events[events["kind"].isin(CLOSING)].sort_values("occurred_at", kind="stable")
+    final = closing.drop_duplicates("lead_id", keep="last").set_index("lead_id")
+    table["outcome"] = table["lead_id"].map(final["kind"])
+    table["closed_at"] = table["lead_id"].map(final["occurred_at"])
+    table["amount"] = table["lead_id"].map(final["amount"]).astype(float)
+    table["scored"] = table["lead_id"].isin(set(snapshots["lead_id"]))
+
+    fields = [f.name for f in schema.model_fields_in_order]
+    ordered = snapshots.sort_values("scored_at", kind="stable")
+    latest = ordered.drop_duplicates("lead_id", keep="last")
+    latest_features = dict(zip(latest["lead_id"], latest["features"], strict=True))
+    values = [
+        latest_features.get(lead_id) or attributes or {}
+        for lead_id, attributes in zip(leads["lead_id"], leads["attributes"], strict=True)
+    ]
+    features = pd.DataFrame.from_records(values, columns=fields)
+    table["probability"] = (
+        champion.scorer.predict_proba(features.to_dict(orient="records"))
+        if champion is not None and len(features)
+        else np.nan
+    )
+    if champion is not None and len(features):
+        grades = champion.scorer.grades
+        table["grade"] = [grades.grade(float(p)) for p in table["probability"]]
+    else:
+        table["grade"] = None
+    table["source"] = table["source"].fillna("(none)")
+    return ReportData(leads=table, features=features, champion=champion, as_of=as_of)

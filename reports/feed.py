@@ -1,0 +1,18 @@
+"""What the API serves of the latest reports: read back from the files `leadloop report` wrote,
+so the service and `make report` always show the same numbers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+ALERTS_FILE = "alerts.json"
+KPIS_FILE = "kpis.json"
+
+
+def reports_feed(directory: Path) -> dict[str, Any]:
+    """The alerts and KPIs of the latest report run; FileNotFoundError before the first."""
+    alerts = json.loads((directory / ALERTS_FILE).read_text(encoding="utf-8"))
+    kpis = json.loads((directory / KPIS_FILE).read_text(encoding="utf-8"))
+    return {"as_of": kpis["as_of"], "alerts": alerts, "kpis": kpis}
