@@ -11,8 +11,10 @@ ALERTS_FILE = "alerts.json"
 KPIS_FILE = "kpis.json"
 
 
-def reports_feed(directory: Path) -> dict[str, Any]:
-    """The alerts and KPIs of the latest report run; FileNotFoundError before the first."""
+def reports_feed(directory: Path, base: str = "/reports/") -> dict[str, Any]:
+    """The alerts (each with a link to its report) and KPIs of the latest report run;
+    FileNotFoundError before the first."""
     alerts = json.loads((directory / ALERTS_FILE).read_text(encoding="utf-8"))
     kpis = json.loads((directory / KPIS_FILE).read_text(encoding="utf-8"))
-    return {"as_of": kpis["as_of"], "alerts": alerts, "kpis": kpis}
+    linked = [alert | {"link": base + alert["report"]} for alert in alerts]
+    return {"as_of": kpis["as_of"], "alerts": linked, "kpis": kpis}

@@ -129,7 +129,11 @@ def test_alerts_are_the_same_in_every_place(written: Written) -> None:
     with TestClient(create_app(written.settings)) as client:
         served = client.get("/v1/alerts")
         assert served.status_code == 200
-        assert served.json()["alerts"] == stored and served.json()["kpis"] == run.kpis
+        feed = served.json()
+        assert [a | {"link": "/reports/" + a["report"]} for a in stored] == feed["alerts"]
+        assert feed["kpis"] == run.kpis
+        for alert in feed["alerts"]:
+            assert client.get(alert["link"]).status_code == 200
         assert client.get("/reports", follow_redirects=False).headers["location"] == "/reports/"
         assert client.get("/reports/").text == dashboard
         assert client.get("/reports/source_quality.json").json()["as_of"] == run.kpis["as_of"]
