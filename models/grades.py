@@ -33,6 +33,11 @@ class GradeCutoffs:
             return "C"
         return "D"
 
+    def grades(self, probability: np.ndarray) -> np.ndarray:
+        """The grade of every probability at once (`grade`, vectorised)."""
+        p = np.asarray(probability, dtype=float)
+        return np.select([p >= self.a, p >= self.b, p >= self.c], ["A", "B", "C"], "D")
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

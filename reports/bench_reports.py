@@ -52,7 +52,7 @@ def _tables(funnel: DemoFunnel) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFram
 def _dropped(tables: tuple, as_of: pd.Timestamp) -> list[dict]:
     schema = load_schema(DEMO_SCHEMA_PATH)
     data = build_report_data(schema, None, as_of, *tables)
-    changes = source_changes(data.leads, as_of, outcome_horizon(data.leads))
+    changes = source_changes(data.leads, as_of, outcome_horizon(data.leads, as_of))
     return [c for c in changes if c["dropped"]]
 
 
@@ -119,11 +119,14 @@ def main() -> None:
     errors = [abs(r["date_error_days"]) for r in results if r["named"]]
     delays = [r["first_named_after_days"] for r in results if r["first_named_after_days"]]
     rows = [
-        f"| {r['seed']} | {'yes' if r['named'] else 'no'} | {r['date_error_days']:+d} "
+        f"| {r['seed']} | {'yes' if r['named'] else 'no'} "
+        f"| {'–' if r['date_error_days'] is None else format(r['date_error_days'], '+d')} "
         f"| {r['first_named_after_days'] or 'never'} | {', '.join(r['false_alarms']) or 'none'} "
         f"| {'yes' if r['false_alarm_in_sweep'] else 'no'} |"
         for r in results
     ]
+    errors = errors or [0]
+    delays = delays or [0]
     text = [
         "# Report detection benchmark",
         "",

@@ -1,7 +1,7 @@
 """What the marketer reports read: leads, their events and predictions, up to an as-of time.
 
-`read_report_data` is the I/O edge (store and registry); everything after it is pure. Leads
-carry hashed ids only: no report ever sees a PII field.
+`read_report_data` is the I/O edge (the store); everything after it is pure. No PII field is
+ever read: the store keeps only their keyed hashes, and reports take the model fields alone.
 """
 
 from __future__ import annotations
@@ -19,13 +19,33 @@ from models.registry import LoadedScorer
 from store.tables import Lead, OutcomeEvent, ScoreSnapshot
 
 CLOSING = ("won", "lost", "disqualified")
+_TIME = "datetime64[ns, UTC]"
+
+
+def _first(events: pd.DataFrame, kind: str) -> pd.Series:
+    """Each lead's first event of `kind` (an empty, typed series when there is none)."""
+    times = events.loc[events["kind"] == kind, ["lead_id", "occurred_at"]]
+    return times.groupby("lead_id")["occurred_at"].min().astype(_TIME)
+
+
+def _first_contacts(table: pd.DataFrame, events: pd.DataFrame) -> pd.Series:
+    """The first contact at or after the lead's hand-over (or any contact, without one)."""
+    contacts = events.loc[events["kind"] == "contacted", ["lead_id", "occurred_at"]]
+    contacts = contacts.astype({"occurred_at": _TIME})
+    start = table[["lead_id", "handed_over"]].astype({"handed_over": _TIME})
+    joined = contacts.merge(start, on="lead_id", how="inner")
+    after = joined[joined["handed_over"].isna() | (joined["occurred_at"] >= joined["handed_over"])]
+    first = after.groupby("lead_id")["occurred_at"].min().astype(_TIME)
+    return table["lead_id"].map(first).astype(_TIME)
 
 
 @dataclass(frozen=True)
 class ReportData:
     """Leads with their first lifecycle times, final outcome and the champion's probability."""
 
-    leads: pd.DataFrame  # one row per lead, see `lead_table`
+    #: One row per lead: lead_id, created_at, source, lead_type, handed_over, contacted (first
+    #: contact at or after the hand-over), outcome, closed_at, amount, probability, grade.
+    leads: pd.DataFrame
     features: pd.DataFrame  # the model fields of each lead, as last scored or stored
     champion: LoadedScorer | None
     as_of: pd.Timestamp
@@ -56,9 +76,10 @@ def read_report_data(
                     OutcomeEvent.outcome,
                     OutcomeEvent.occurred_at,
                     OutcomeEvent.amount,
+                    OutcomeEvent.id,
                 )
             ).all(),
-            ["lead_id", "kind", "occurred_at", "amount"],
+            ["lead_id", "kind", "occurred_at", "amount", "sequence"],
         )
         snapshots = _frame(
             session.execute(
@@ -104,15 +125,15 @@ def build_report_data(
     snapshots = snapshots[snapshots["scored_at"] <= as_of]
 
     table = leads[["lead_id", "created_at", "source", "lead_type"]].copy()
-    first = events.groupby(["lead_id", "kind"])["occurred_at"].min().unstack()
-    for kind in ("handed_over", "contacted"):
-        table[kind] = table["lead_id"].map(first[kind]) if kind in first else pd.NaT
-    closing = events[events["kind"].isin(CLOSING)].sort_values("occurred_at", kind="stable")
+    table["handed_over"] = table["lead_id"].map(_first(events, "handed_over"))
+    table["contacted"] = _first_contacts(table, events)
+    closing = events[events["kind"].isin(CLOSING)]
+    if "sequence" in closing:  # the store's order breaks ties between equal times
+        closing = closing.sort_values(["occurred_at", "sequence"], kind="stable")
     final = closing.drop_duplicates("lead_id", keep="last").set_index("lead_id")
     table["outcome"] = table["lead_id"].map(final["kind"])
-    table["closed_at"] = table["lead_id"].map(final["occurred_at"])
+    table["closed_at"] = table["lead_id"].map(final["occurred_at"]).astype(_TIME)
     table["amount"] = table["lead_id"].map(final["amount"]).astype(float)
-    table["scored"] = table["lead_id"].isin(set(snapshots["lead_id"]))
 
     fields = [f.name for f in schema.model_fields_in_order]
     ordered = snapshots.sort_values("scored_at", kind="stable")
@@ -123,15 +144,11 @@ def build_report_data(
         for lead_id, attributes in zip(leads["lead_id"], leads["attributes"], strict=True)
     ]
     features = pd.DataFrame.from_records(values, columns=fields)
-    table["probability"] = (
-        champion.scorer.predict_proba(features.to_dict(orient="records"))
-        if champion is not None and len(features)
-        else np.nan
-    )
     if champion is not None and len(features):
-        grades = champion.scorer.grades
-        table["grade"] = [grades.grade(float(p)) for p in table["probability"]]
+        probability = champion.scorer.predict_proba(features.to_dict(orient="records"))
+        table["probability"] = probability
+        table["grade"] = champion.scorer.grades.grades(probability)
     else:
-        table["grade"] = None
+        table["probability"], table["grade"] = np.nan, None
     table["source"] = table["source"].fillna("(none)")
     return ReportData(leads=table, features=features, champion=champion, as_of=as_of)

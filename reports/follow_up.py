@@ -1,7 +1,8 @@
 """Follow-up SLA: how fast sales contacts the leads marketing hands over (pure).
 
 The SLA is "sales contacts a handed-over lead within `sla_hours`". A hand-over breaches it when
-the first contact came later, or has not come and the SLA time has passed at the as-of time.
+the first contact came later, or has not come while the lead stayed open past the SLA time
+(a lead closed before any contact, e.g. disqualified by marketing, stops the clock).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ def with_response(leads: pd.DataFrame, as_of: pd.Timestamp, sla_hours: float) ->
     handed = leads[leads["handed_over"].notna()].copy()
     contacted = handed["contacted"].where(handed["contacted"] >= handed["handed_over"])
     handed["response_hours"] = (contacted - handed["handed_over"]).dt.total_seconds() / 3600
-    waited = (as_of - handed["handed_over"]).dt.total_seconds() / 3600
+    clock_stops = handed["closed_at"].where(handed["closed_at"] < as_of, as_of)
+    waited = (clock_stops - handed["handed_over"]).dt.total_seconds() / 3600
     late = handed["response_hours"] > sla_hours
     waiting_too_long = handed["response_hours"].isna() & (waited > sla_hours)
     handed["breached"] = late | waiting_too_long
@@ -67,18 +69,29 @@ def _bucket(label: str, part: pd.DataFrame) -> dict:
     return {"response": label, "closed_leads": int(len(part)), "win_rate": won}
 
 
+def breaching_since(handed: pd.DataFrame, as_of: pd.Timestamp) -> pd.Timestamp:
+    """Start of the run of weeks, ending at `as_of`, whose breach rate is above the threshold."""
+    weeks = ((as_of - handed["handed_over"]).dt.days // 7).to_numpy()
+    rates = handed.groupby(weeks)["breached"].mean()
+    streak = 0
+    while streak in rates.index and rates[streak] > ALERT_BREACH_RATE:
+        streak += 1
+    in_streak = weeks < max(streak, 1)
+    return handed.loc[in_streak, "handed_over"].min()
+
+
 def breach_alerts(handed: pd.DataFrame, as_of: pd.Timestamp, sla_hours: float) -> list[Alert]:
     recent = handed[handed["handed_over"] > as_of - pd.Timedelta(days=ALERT_DAYS)]
     alerts = []
     for source, part in recent.groupby("source"):
         rate = float(part["breached"].mean())
         if len(part) >= ALERT_MIN_HAND_OVERS and rate > ALERT_BREACH_RATE:
-            first = part.loc[part["breached"], "handed_over"].min()
+            since = breaching_since(handed[handed["source"] == source], as_of)
             alerts.append(
                 Alert(
                     kind="sla_breaches",
                     subject=str(source),
-                    since=first.date().isoformat(),
+                    since=since.date().isoformat(),
                     evidence=(
                         f"{rate:.0%} of {len(part)} hand-overs in the last {ALERT_DAYS} days "
                         f"were not contacted within {sla_hours:g} hours "

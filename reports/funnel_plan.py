@@ -1,8 +1,9 @@
 """Funnel plan: the leads each source must bring to reach a revenue target (pure).
 
 With the current source mix, each source's measured win rate and average deal size (among the
-leads of the `RATE_DAYS` days before the outcome horizon: old enough to have closed, recent
-enough to show a source that changed) give the revenue a lead of that source brings. The
+leads of the `RATE_DAYS` days before the outcome horizon, or since its detected drop) give the
+revenue a lead of that source brings. The win rate counts wins within the horizon, which have
+all arrived, scaled up by the ratio of all wins to early wins among settled leads. The
 target divided by the mix's revenue per lead is the number of leads needed; hand-overs follow
 from each source's hand-over rate and are set against sales capacity. The rule of thumb "to
 close $1,000 you need a $3,000-$5,000 pipeline" is the pipeline multiple, 1 / win rate.
@@ -10,11 +11,14 @@ close $1,000 you need a $3,000-$5,000 pipeline" is the pipeline multiple, 1 / wi
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import timedelta
 
 import pandas as pd
+
+from reports.source_quality import MAX_HORIZON, won_within
 
 PERIODS = {"month": 1, "quarter": 3, "year": 12}
 MIX_DAYS = 90
@@ -41,8 +45,8 @@ def parse_target(text: str) -> Target:
         raise ValueError(f"target {text!r}: write AMOUNT/PERIOD, e.g. 250000/quarter")
     amount = float(match.group(1).replace(",", "").replace("_", ""))
     months = int(match.group(3)) if match.group(3) else PERIODS[match.group(2)]
-    if amount <= 0 or months <= 0:
-        raise ValueError(f"target {text!r}: amount and period must be positive")
+    if not math.isfinite(amount) or amount <= 0 or months <= 0:
+        raise ValueError(f"target {text!r}: amount and period must be positive and finite")
     return Target(amount, months)
 
 
@@ -52,25 +56,39 @@ def default_target(leads: pd.DataFrame, as_of: pd.Timestamp) -> Target:
     return Target(round(float(won["amount"].fillna(0).sum()) * 1.2, -3) or 100_000.0, 3)
 
 
+def completion(leads: pd.DataFrame, as_of: pd.Timestamp, horizon: timedelta) -> float:
+    """How many wins there are in all for each win within the horizon (from settled leads)."""
+    settled = leads[leads["created_at"] <= as_of - MAX_HORIZON]
+    won = settled["outcome"] == "won"
+    early = won & (settled["closed_at"] - settled["created_at"] <= horizon)
+    return float(won.sum() / early.sum()) if early.sum() else 1.0
+
+
 def funnel_plan(
     leads: pd.DataFrame,
     as_of: pd.Timestamp,
     horizon: timedelta,
     target: Target,
     capacity_per_month: int | None,
+    changed_since: dict[str, pd.Timestamp] | None = None,
 ) -> dict:
+    """The plan; `changed_since` gives the start of a source's new rate (a detected drop)."""
     ripe_until = as_of - horizon
-    mature = leads[
-        (leads["created_at"] <= ripe_until)
-        & (leads["created_at"] > ripe_until - pd.Timedelta(days=RATE_DAYS))
-    ]
+    rate_from = ripe_until - pd.Timedelta(days=RATE_DAYS)
+    mature = leads[(leads["created_at"] <= ripe_until) & (leads["created_at"] > rate_from)]
     recent = leads[leads["created_at"] > as_of - pd.Timedelta(days=MIX_DAYS)]
     mix = recent["source"].value_counts(normalize=True)
+    # Wins within the horizon are all seen by now; the rest is projected from settled leads.
+    factor = completion(leads, as_of, horizon)
     rows = []
     for source, share in mix.items():
         part = mature[mature["source"] == source]
+        since = (changed_since or {}).get(str(source))
+        if since is not None and (part["created_at"] >= since).any():
+            part = part[part["created_at"] >= since]  # only the rate it has now
+        early = won_within(part, horizon)
         won = part[part["outcome"] == "won"]
-        win_rate = len(won) / len(part) if len(part) else 0.0
+        win_rate = min(float(early.mean()) * factor, 1.0) if len(part) else 0.0
         deal = float(won["amount"].mean()) if won["amount"].notna().any() else 0.0
         handover_rate = float(part["handed_over"].notna().mean()) if len(part) else 0.0
         rows.append(

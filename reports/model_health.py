@@ -1,9 +1,11 @@
-"""Model health: is the champion still calibrated on leads that closed after it was trained?
+"""Model health: is the champion still calibrated on leads it had never seen when promoted?
 
-Leads created after the champion's training window, now closed, weighted for censoring like
-training does (recent leads close fast only when they lose). Per grade: predicted and actual
-win rate. A grade with at least `MIN_GRADE_LEADS` leads whose actual rate is off by more than
-`ALERT_GAP` and by more than 3 standard errors raises a calibration-drift alert.
+Leads created after the champion's holdout window (the newest leads it was judged on), now
+closed, weighted for censoring like training does (recent leads close fast only when they
+lose): the weights are estimated on all closed leads, then taken for these. Per grade: predicted
+and actual win rate. A grade with at least `MIN_GRADE_LEADS` leads whose actual rate is off by
+more than `ALERT_GAP` and by more than 3 standard errors (of the weighted mean, with Kish's
+effective sample size) raises a calibration-drift alert.
 """
 
 from __future__ import annotations
@@ -18,19 +20,21 @@ ALERT_GAP = 0.03
 MIN_GRADE_LEADS = 50
 
 
-def model_health(leads: pd.DataFrame, trained_until: pd.Timestamp) -> tuple[dict, list[Alert]]:
-    after = leads[(leads["created_at"] > trained_until) & leads["outcome"].notna()]
-    if after.empty:
-        return {"leads": 0, "grades": [], "trained_until": trained_until.isoformat()}, []
-    weights = censoring_weights(
+def model_health(leads: pd.DataFrame, seen_until: pd.Timestamp) -> tuple[dict, list[Alert]]:
+    closed = leads[leads["outcome"].notna()]
+    all_weights = censoring_weights(
         pd.DataFrame(
             {
-                CREATED_AT: after["created_at"].to_numpy(),
-                OCCURRED_AT: after["closed_at"].to_numpy(),
-                OUTCOME: after["outcome"].to_numpy(),
+                CREATED_AT: closed["created_at"].to_numpy(),
+                OCCURRED_AT: closed["closed_at"].to_numpy(),
+                OUTCOME: closed["outcome"].to_numpy(),
             }
         )
     )
+    unseen = (closed["created_at"] > seen_until).to_numpy()
+    after, weights = closed[unseen], all_weights[unseen]
+    if after.empty:
+        return {"leads": 0, "grades": [], "seen_until": seen_until.isoformat()}, []
     won = (after["outcome"] == "won").to_numpy(float)
     rows, alerts = [], []
     for grade in "ABCD":
@@ -40,7 +44,8 @@ def model_health(leads: pd.DataFrame, trained_until: pd.Timestamp) -> tuple[dict
         w = weights[mask]
         predicted = float(np.average(after["probability"].to_numpy()[mask], weights=w))
         actual = float(np.average(won[mask], weights=w))
-        error = np.sqrt(max(predicted * (1 - predicted), 1e-6) / mask.sum())
+        effective = w.sum() ** 2 / (w**2).sum()
+        error = np.sqrt(max(predicted * (1 - predicted), 1e-6) / effective)
         drifted = (
             mask.sum() >= MIN_GRADE_LEADS
             and abs(actual - predicted) > ALERT_GAP
@@ -63,7 +68,7 @@ def model_health(leads: pd.DataFrame, trained_until: pd.Timestamp) -> tuple[dict
                     subject=f"grade {grade}",
                     since=first.date().isoformat(),
                     evidence=(
-                        f"leads graded {grade} since the model's training won {actual:.1%}, "
+                        f"leads graded {grade} since the model's holdout won {actual:.1%}, "
                         f"it predicted {predicted:.1%} ({mask.sum()} closed leads)"
                     ),
                     report="model_health.html",
@@ -71,7 +76,7 @@ def model_health(leads: pd.DataFrame, trained_until: pd.Timestamp) -> tuple[dict
             )
     summary = {
         "leads": int(len(after)),
-        "trained_until": trained_until.isoformat(),
+        "seen_until": seen_until.isoformat(),
         "predicted": float(np.average(after["probability"], weights=weights)),
         "actual": float(np.average(won, weights=weights)),
         "grades": rows,

@@ -1,5 +1,5 @@
 """The HTML pages of `leadloop report`: each lays out one report's JSON twin (no numbers
-are computed here)."""
+are computed here). A report with nothing to show says so instead of drawing empty plots."""
 
 from __future__ import annotations
 
@@ -35,38 +35,18 @@ def _alerts(alerts: list[dict]) -> str:
 def _header(title: str, as_of: str) -> str:
     return (
         f"<p class='note'><a href='index.html'>dashboard</a></p><h1>{escape(title)}</h1>"
-        f"<p class='note'>As of {escape(as_of[:16])} UTC. Lead ids are hashed in the store; no "
-        "report shows personal data.</p>"
+        f"<p class='note'>As of {escape(as_of[:16])} UTC. No report shows a lead id or any "
+        "personal data (the store keeps only keyed hashes of personal fields).</p>"
     )
 
 
 def source_quality_page(report: dict[str, Any]) -> str:
     monthly = pd.DataFrame(report["monthly"])
-    fig = figure(9.5, 4.4)
-    axes = fig.subplots()
-    dropped = {c["source"]: c for c in report["changes"] if c["dropped"]}
-    for source, part in monthly.groupby("source"):
-        ripe = part[part["mature"]]
-        (line,) = axes.plot(ripe["month"], ripe["win_rate"], marker="o", label=source)
-        young = part[~part["mature"]]
-        axes.plot(young["month"], young["win_rate"], linestyle=":", color=line.get_color())
-        if source in dropped:
-            axes.axvline(dropped[source]["since"][:7], color=line.get_color(), linestyle="--")
-    axes.set(
-        title="Win rate by month of creation (dotted: outcomes still arriving)",
-        ylabel="won / closed",
-    )
-    axes.tick_params(axis="x", rotation=60)
-    axes.legend(fontsize=7, ncol=2)
-    calibration = figure()
-    ripe = monthly[monthly["mature"]].groupby("source")[["predicted", "win_rate"]].mean()
-    ax = calibration.subplots()
-    ax.scatter(ripe["predicted"], ripe["win_rate"])
-    for source, row in ripe.iterrows():
-        ax.annotate(source, (row["predicted"], row["win_rate"]), fontsize=7)
-    top = float(max(ripe.max().max(), 0.05)) if len(ripe) else 1.0
-    ax.plot([0, top], [0, top], linestyle="--", color="#999")
-    ax.set(title="Predicted vs actual (mature months)", xlabel="mean predicted", ylabel="win rate")
+    plots = "<p>No leads before this date.</p>"
+    if len(monthly):
+        plots = (
+            "<div class='plots'>" + _win_rates(monthly, report) + _calibration(report) + "</div>"
+        )
     return page(
         "Source quality",
         [
@@ -89,21 +69,10 @@ def source_quality_page(report: dict[str, Any]) -> str:
                     "leads after",
                     "stopped converting",
                 ],
-                (
-                    [
-                        c["source"],
-                        c["since"],
-                        " to ".join(c["since_interval"]),
-                        c["probability"],
-                        c["rate_before"],
-                        c["rate_after"],
-                        c["leads_after"],
-                        c["dropped"],
-                    ]
-                    for c in report["changes"]
-                ),
+                (_change_row(c, report["change_probability"]) for c in report["changes"]),
+                text=3,
             ),
-            "<div class='plots'>" + svg(fig) + svg(calibration) + "</div>",
+            plots,
             "<h2>By source and month</h2>",
             table(
                 [
@@ -133,9 +102,47 @@ def source_quality_page(report: dict[str, Any]) -> str:
                     ]
                     for r in report["monthly"]
                 ),
+                text=2,
             ),
         ],
     )
+
+
+def _win_rates(monthly: pd.DataFrame, report: dict[str, Any]) -> str:
+    fig = figure(9.5, 4.4)
+    axes = fig.subplots()
+    dropped = {c["source"]: c for c in report["changes"] if c["dropped"]}
+    for source, part in monthly.groupby("source"):
+        ripe = part[part["mature"]]
+        (line,) = axes.plot(ripe["month"], ripe["win_rate"], marker="o", label=source)
+        young = part[~part["mature"]]
+        axes.plot(young["month"], young["win_rate"], linestyle=":", color=line.get_color())
+        if source in dropped:
+            axes.axvline(dropped[source]["since"][:7], color=line.get_color(), linestyle="--")
+    axes.set(
+        title="Win rate by month of creation (dotted: outcomes still arriving)",
+        ylabel="won / closed",
+    )
+    axes.tick_params(axis="x", rotation=60)
+    axes.legend(fontsize=7, ncol=2)
+    return svg(fig)
+
+
+def _calibration(report: dict[str, Any]) -> str:
+    points = [p for p in report["predicted_vs_actual"] if p["predicted"] is not None]
+    if not points:
+        return ""
+    fig = figure()
+    axes = fig.subplots()
+    axes.scatter([p["predicted"] for p in points], [p["win_rate"] or 0 for p in points])
+    for p in points:
+        axes.annotate(p["source"], (p["predicted"], p["win_rate"] or 0), fontsize=7)
+    top = max(max(p["predicted"], p["win_rate"] or 0) for p in points) or 1.0
+    axes.plot([0, top], [0, top], linestyle="--", color="#999")
+    axes.set(
+        title="Predicted vs actual (mature months)", xlabel="mean predicted", ylabel="win rate"
+    )
+    return svg(fig)
 
 
 def _change_row(change: dict[str, Any], threshold: float) -> list[Any]:
@@ -155,30 +162,25 @@ def _change_row(change: dict[str, Any], threshold: float) -> list[Any]:
 
 
 def follow_up_page(report: dict[str, Any]) -> str:
-    monthly = pd.DataFrame(report["monthly"])
-    fig = figure(9.5, 4.0)
-    axes = fig.subplots()
-    for source, part in monthly.groupby("source"):
-        axes.plot(part["month"], part["median_hours"], marker="o", label=source)
-    axes.axhline(report["sla_hours"], color="#b42318", linestyle="--", label="SLA")
-    axes.set(title="Median hours from hand-over to first contact", ylabel="hours")
-    axes.tick_params(axis="x", rotation=60)
-    axes.legend(fontsize=7, ncol=2)
-    bars = figure()
-    ax = bars.subplots()
-    buckets = [b for b in report["win_rate_by_response"] if b["win_rate"] is not None]
-    ax.bar([b["response"] for b in buckets], [b["win_rate"] for b in buckets], color="#3b6ea8")
-    ax.set(title="Win rate by response time", ylabel="win rate")
-    ax.tick_params(axis="x", rotation=30)
+    if not report["hand_overs"]:
+        summary, plots = "No hand-over to sales is recorded yet.", ""
+    else:
+        median = report["median_hours"]
+        summary = (
+            f"Over all time, {report['breach_rate']:.1%} of {report['hand_overs']:,} hand-overs "
+            "breached it; median response "
+            + ("unknown (no contact recorded)" if median is None else f"{median:.1f} hours")
+            + "."
+        )
+        plots = f"<div class='plots'>{_response_times(report)}{_response_wins(report)}</div>"
     return page(
         "Follow-up SLA",
         [
             _header("Follow-up SLA", report["as_of"]),
             f"<p>SLA: sales contacts a handed-over lead within {report['sla_hours']:g} hours. "
-            f"Over all time, {report['breach_rate']:.1%} of {report['hand_overs']:,} "
-            f"hand-overs breached it; median response {report['median_hours']:.1f} hours.</p>",
+            f"{summary}</p>",
             _alerts(report["alerts"]),
-            "<div class='plots'>" + svg(fig) + svg(bars) + "</div>",
+            plots,
             "<h2>Win rate by response time (closed leads)</h2>",
             table(
                 ["response", "closed leads", "win rate"],
@@ -215,6 +217,30 @@ def follow_up_page(report: dict[str, Any]) -> str:
             ),
         ],
     )
+
+
+def _response_times(report: dict[str, Any]) -> str:
+    fig = figure(9.5, 4.0)
+    axes = fig.subplots()
+    for source, part in pd.DataFrame(report["monthly"]).groupby("source"):
+        axes.plot(part["month"], part["median_hours"], marker="o", label=source)
+    axes.axhline(report["sla_hours"], color="#b42318", linestyle="--", label="SLA")
+    axes.set(title="Median hours from hand-over to first contact", ylabel="hours")
+    axes.tick_params(axis="x", rotation=60)
+    axes.legend(fontsize=7, ncol=2)
+    return svg(fig)
+
+
+def _response_wins(report: dict[str, Any]) -> str:
+    buckets = [b for b in report["win_rate_by_response"] if b["win_rate"] is not None]
+    if not buckets:
+        return ""
+    fig = figure()
+    axes = fig.subplots()
+    axes.bar([b["response"] for b in buckets], [b["win_rate"] for b in buckets], color="#3b6ea8")
+    axes.set(title="Win rate by response time", ylabel="win rate")
+    axes.tick_params(axis="x", rotation=30)
+    return svg(fig)
 
 
 def funnel_plan_page(report: dict[str, Any]) -> str:
@@ -271,7 +297,11 @@ def funnel_plan_page(report: dict[str, Any]) -> str:
 
 def model_health_page(report: dict[str, Any]) -> str:
     if not report.get("grades"):
-        body = "<p>No lead created after the champion's training window has closed yet.</p>"
+        body = (
+            f"<p>{escape(report['note'])}.</p>"
+            if report.get("note")
+            else "<p>No lead created after the champion's holdout window has closed yet.</p>"
+        )
     else:
         fig = figure()
         axes = fig.subplots()
@@ -287,8 +317,8 @@ def model_health_page(report: dict[str, Any]) -> str:
             ylabel="actual (censoring-weighted)",
         )
         body = (
-            f"<p>{report['leads']:,} leads created after the training window (which ends "
-            f"{escape(report['trained_until'][:10])}) have closed: predicted "
+            f"<p>{report['leads']:,} leads created after the holdout window the champion was "
+            f"judged on (it ends {escape(report['seen_until'][:10])}) have closed: predicted "
             f"{report['predicted']:.1%}, actual {report['actual']:.1%}.</p>"
             + svg(fig)
             + table(
@@ -342,5 +372,5 @@ def dashboard_page(kpis: dict[str, Any], reports: dict[str, str], alerts: list[d
 
 
 def drift_placeholder(report: dict[str, Any]) -> str:
-    """The drift page when there is not enough to compare (Evidently writes the real one)."""
+    """The drift page when there is not enough to compare (Evidently renders the real one)."""
     return page("Drift", [_header("Drift", report["as_of"]), f"<p>{escape(report['note'])}.</p>"])

@@ -8,6 +8,7 @@ the same numbers.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -76,6 +77,7 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 def source_quality_report(data: ReportData, horizon: timedelta) -> tuple[dict, list[Alert]]:
     changes = source_quality.source_changes(data.leads, data.as_of, horizon)
+    table = source_quality.monthly(data.leads, data.as_of, horizon)
     alerts = [
         Alert(
             kind="source_stopped_converting",
@@ -97,7 +99,8 @@ def source_quality_report(data: ReportData, horizon: timedelta) -> tuple[dict, l
         "change_probability": source_quality.CHANGE_PROBABILITY,
         "min_relative_drop": source_quality.MIN_RELATIVE_DROP,
         "changes": changes,
-        "monthly": _records(source_quality.monthly(data.leads, data.as_of, horizon)),
+        "monthly": _records(table),
+        "predicted_vs_actual": source_quality.predicted_vs_actual(table),
     }
     return report, alerts
 
@@ -115,14 +118,14 @@ def follow_up_report(data: ReportData, sla_hours: float) -> tuple[dict, list[Ale
     return report, follow_up.breach_alerts(handed, data.as_of, sla_hours)
 
 
-def kpis(data: ReportData, days: int = KPI_DAYS) -> dict[str, Any]:
+def kpis(data: ReportData, sla_hours: float, days: int = KPI_DAYS) -> dict[str, Any]:
     """The dashboard's shared figures over the last `days` days."""
     start = data.as_of - pd.Timedelta(days=days)
     leads = data.leads
     created = leads[leads["created_at"] > start]
     closed = leads[leads["closed_at"] > start]
-    handed = leads[leads["handed_over"] > start]
-    hours = (handed["contacted"] - handed["handed_over"]).dt.total_seconds() / 3600
+    handed = follow_up.with_response(leads[leads["handed_over"] > start], data.as_of, sla_hours)
+    hours = handed["response_hours"]
     card = data.champion.scorer.card if data.champion else {}
     return {
         "as_of": data.as_of.isoformat(),
@@ -139,9 +142,7 @@ def kpis(data: ReportData, days: int = KPI_DAYS) -> dict[str, Any]:
     }
 
 
-def drift_frames(
-    data: ReportData, schema: LeadSchema, days: int
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
+def drift_frames(data: ReportData, days: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
     """Reference (the champion's training window, else the 180 days before) and current."""
     since = data.as_of - pd.Timedelta(days=days)
     frame = data.features.assign(
@@ -166,12 +167,16 @@ def write_reports(
     target: Target | None,
     progress: Progress = lambda _: None,
 ) -> ReportRun:
+    """Compute every report, then write them all (the folder holds only this run's files)."""
     schema = load_schema(settings.schema_path)
     progress("Loading the champion")
     champion = _champion(settings)
     progress("Reading leads, outcomes and scores")
     data = read_report_data(sessions, schema, champion, as_of)
-    horizon = source_quality.outcome_horizon(data.leads)
+    if champion is not None and _trained_after(champion, data.as_of):
+        # A model that learnt from leads after the report's date would judge them in hindsight.
+        data = read_report_data(sessions, schema, None, data.as_of)
+    horizon = source_quality.outcome_horizon(data.leads, data.as_of)
     documents: dict[str, dict[str, Any]] = {}
     alerts: dict[str, list[Alert]] = {}
 
@@ -180,48 +185,75 @@ def write_reports(
     progress("Follow-up SLA")
     documents["follow_up"], alerts["follow_up"] = follow_up_report(data, settings.sla_hours)
     progress("Funnel plan")
+    dropped = {
+        c["source"]: pd.Timestamp(c["since"], tz="UTC")
+        for c in documents["source_quality"]["changes"]
+        if c["dropped"]
+    }
     chosen = target or default_target(data.leads, data.as_of)
-    plan = funnel_plan(data.leads, data.as_of, horizon, chosen, settings.sales_capacity)
+    plan = funnel_plan(data.leads, data.as_of, horizon, chosen, settings.sales_capacity, dropped)
     documents["funnel_plan"] = plan | {"default_target": target is None}
     alerts["funnel_plan"] = []
-    if champion is not None:
-        progress("Model health")
-        trained_until = pd.Timestamp(champion.scorer.card["training_window"]["end"])
-        health, alerts["model_health"] = model_health(data.leads, trained_until)
-        documents["model_health"] = health | {"model_version": champion.version}
+    progress("Model health")
+    documents["model_health"], alerts["model_health"] = _health(data, data.champion)
     progress("Drift (Evidently)")
     documents["drift"], alerts["drift"], snapshot = _drift(data, schema, settings.drift_days)
 
-    out.mkdir(parents=True, exist_ok=True)
     renderers = {
         "source_quality": pages.source_quality_page,
         "follow_up": pages.follow_up_page,
         "funnel_plan": pages.funnel_plan_page,
         "model_health": pages.model_health_page,
+        "drift": pages.drift_placeholder,
     }
-    files = {}
-    for name, document in documents.items():
-        document = _json(
-            document
-            | {"as_of": data.as_of.isoformat(), "alerts": [a.to_dict() for a in alerts[name]]}
-        )
-        (out / f"{name}.json").write_text(json.dumps(document, indent=1), encoding="utf-8")
-        if name in renderers:
-            (out / f"{name}.html").write_text(renderers[name](document), encoding="utf-8")
-        files[name] = f"{name}.html"
-    if snapshot is not None:
-        snapshot.save_html(str(out / "drift.html"))
-    else:
-        placeholder = pages.drift_placeholder(_json(documents["drift"] | {"as_of": data.as_of}))
-        (out / "drift.html").write_text(placeholder, encoding="utf-8")
     every_alert = [a.to_dict() for group in alerts.values() for a in group]
-    figures = kpis(data)
-    (out / ALERTS_FILE).write_text(json.dumps(every_alert, indent=1), encoding="utf-8")
-    (out / KPIS_FILE).write_text(json.dumps(_json(figures), indent=1), encoding="utf-8")
-    (out / DASHBOARD_FILE).write_text(
-        pages.dashboard_page(_json(figures), files, every_alert), encoding="utf-8"
+    figures = _json(kpis(data, settings.sla_hours))
+    texts: dict[str, str] = {}
+    for name, document in documents.items():
+        found = [a.to_dict() for a in alerts[name]]
+        document = _json(document | {"as_of": data.as_of.isoformat(), "alerts": found})
+        texts[f"{name}.json"] = json.dumps(document, indent=1, allow_nan=False)
+        if name != "drift" or snapshot is None:
+            texts[f"{name}.html"] = renderers[name](document)
+    if snapshot is not None:
+        texts["drift.html"] = snapshot.get_html_str(as_iframe=False)
+    files = {name: f"{name}.html" for name in documents}
+    texts[ALERTS_FILE] = json.dumps(every_alert, indent=1, allow_nan=False)
+    texts[KPIS_FILE] = json.dumps(figures, indent=1, allow_nan=False)
+    texts[DASHBOARD_FILE] = pages.dashboard_page(figures, files, every_alert)
+    progress("Writing the pages")
+    replace_folder(out, texts)
+    return ReportRun(out=out, reports=files, alerts=every_alert, kpis=figures)
+
+
+def replace_folder(out: Path, texts: dict[str, str]) -> None:
+    """Write every file beside its final name, then move each in place (no reader sees half a
+    file), and remove what an earlier run left that this one did not write."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in texts.items():
+        partial = out / f".{name}.partial"
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, out / name)
+    for stale in out.iterdir():
+        if stale.is_file() and stale.name not in texts and stale.suffix in (".html", ".json"):
+            stale.unlink()
+
+
+def _trained_after(champion: LoadedScorer, as_of: pd.Timestamp) -> bool:
+    window = champion.scorer.card.get("holdout_window") or champion.scorer.card.get(
+        "training_window", {}
     )
-    return ReportRun(out=out, reports=files, alerts=every_alert, kpis=_json(figures))
+    return bool(window) and pd.Timestamp(window["end"]) > as_of
+
+
+def _health(data: ReportData, champion: LoadedScorer | None) -> tuple[dict, list[Alert]]:
+    if champion is None:
+        note = "no champion that predates the report's date: nothing to judge"
+        return {"leads": 0, "grades": [], "note": note}, []
+    card = champion.scorer.card
+    seen = (card.get("holdout_window") or card["training_window"])["end"]
+    health, alerts = model_health(data.leads, pd.Timestamp(seen))
+    return health | {"model_version": champion.version}, alerts
 
 
 def _champion(settings: Settings) -> LoadedScorer | None:
@@ -236,13 +268,18 @@ def _champion(settings: Settings) -> LoadedScorer | None:
 def _drift(data: ReportData, schema: LeadSchema, days: int) -> tuple[dict, list[Alert], Any]:
     from reports.drift import drift_report
 
-    reference, current, since = drift_frames(data, schema, days)
+    reference, current, since = drift_frames(data, days)
     if len(reference) < 50 or len(current) < 50:
         note = (
             f"too few leads to compare: {len(reference)} in the reference window, "
             f"{len(current)} in the last {days} days"
         )
         return {"note": note, "columns": [], "drifted_features": []}, [], None
+    if current["prediction"].isna().all() or reference["prediction"].isna().all():
+        reference, current = (
+            reference.drop(columns="prediction"),
+            current.drop(columns="prediction"),
+        )
     types = {f.name: f.type for f in schema.model_fields_in_order}
     snapshot, summary, alerts = drift_report(reference, current, types, since)
     return summary, alerts, snapshot

@@ -55,9 +55,15 @@ class SourceChange:
         return asdict(self) | {"dropped": self.dropped}
 
 
-def outcome_horizon(leads: pd.DataFrame) -> timedelta:
-    """The time within which three quarters of won leads were won (bounded)."""
+def outcome_horizon(leads: pd.DataFrame, as_of: pd.Timestamp) -> timedelta:
+    """The time within which three quarters of won leads were won (bounded).
+
+    Measured on leads created at least `MAX_HORIZON` before `as_of`, whose slow wins have had
+    time to arrive: recent leads only show the fast ones and would shorten it.
+    """
     won = leads[leads["outcome"] == "won"]
+    settled = won[won["created_at"] <= as_of - MAX_HORIZON]
+    won = settled if len(settled) >= 20 else won
     if len(won) < 20:
         return DEFAULT_HORIZON
     delay = (won["closed_at"] - won["created_at"]).quantile(HORIZON_QUANTILE)
@@ -111,6 +117,23 @@ def source_changes(leads: pd.DataFrame, as_of: pd.Timestamp, horizon: timedelta)
         if change is not None:
             found.append(change.to_dict())
     return sorted(found, key=lambda c: c["rate_after"] / max(c["rate_before"], 1e-9))
+
+
+def predicted_vs_actual(table: pd.DataFrame) -> list[dict]:
+    """Per source over its mature months: mean predicted probability and actual win rate."""
+    ripe = table[table["mature"]]
+    totals = ripe.groupby("source").agg(
+        leads=("leads", "sum"), won=("won", "sum"), closed=("closed", "sum")
+    )
+    weighted = (ripe["predicted"] * ripe["leads"]).groupby(ripe["source"]).sum()
+    return [
+        {
+            "source": str(source),
+            "predicted": float(weighted[source] / row["leads"]) if row["leads"] else None,
+            "win_rate": float(row["won"] / row["closed"]) if row["closed"] else None,
+        }
+        for source, row in totals.iterrows()
+    ]
 
 
 def monthly(leads: pd.DataFrame, as_of: pd.Timestamp, horizon: timedelta) -> pd.DataFrame:

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from models.registry import LoadedScorer
 from reports.feed import reports_feed
 from serving import services
-from serving.schemas import IngestOut, LeadOut, ModelOut, OutcomesIn, ScoresOut
+from serving.schemas import AlertsOut, IngestOut, LeadOut, ModelOut, OutcomesIn, ScoresOut
 from serving.state import AppState
 
 
@@ -71,13 +71,17 @@ def build_router(scores_in: type[BaseModel]) -> APIRouter:
             "grades": model.scorer.grades.to_dict(),
         } | {key: card[key] for key in ModelOut.model_fields if key in card}
 
-    @router.get("/v1/alerts", tags=["reports"])
+    @router.get("/v1/alerts", response_model=AlertsOut, tags=["reports"])
     def get_alerts(state: StateDep) -> dict:
         """The alerts of the latest `leadloop report` (the same the dashboard shows)."""
         try:
             return reports_feed(state.reports_dir)
         except FileNotFoundError:
             raise HTTPException(404, "no reports yet: run `make report`") from None
+        except (ValueError, KeyError):  # a report being rewritten by hand, or damaged
+            raise HTTPException(
+                503, "the latest reports cannot be read: rerun `make report`"
+            ) from None
 
     @router.get("/reports", include_in_schema=False)
     def reports_home() -> RedirectResponse:

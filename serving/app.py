@@ -35,6 +35,8 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url)
         migrate(engine)
+        # Until `leadloop report` writes there, /reports/ answers 404 rather than failing.
+        settings.reports_dir.mkdir(parents=True, exist_ok=True)
         state = AppState(
             schema=schema,
             model_name=settings.model_name,

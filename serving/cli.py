@@ -278,12 +278,17 @@ def report(
         raise _fail(str(exc)) from None
     moment = as_of.replace(tzinfo=as_of.tzinfo or UTC) if as_of else None
     folder = out_dir or settings.reports_dir
+    try:
+        folder.mkdir(parents=True, exist_ok=True)  # fail before the work, not after it
+    except OSError as exc:
+        raise _fail(f"cannot write reports to {folder}: {exc.strerror}") from None
     with _reported_errors(), err.status("Writing reports") as status:
         run = write_reports(settings, _sessions(settings), folder, moment, goal, status.update)
     if json_output:
         print(json.dumps(run.summary()))
         return
-    out.print(f"Dashboard: {run.out / 'index.html'} (also at /reports when serving)")
+    served = " (also at /reports/ when serving)" if folder == settings.reports_dir else ""
+    out.print(f"Dashboard: {run.out / 'index.html'}{served}")
     for alert in run.alerts:
         out.print(
             f"[yellow]{alert['kind'].replace('_', ' ')}[/]: {alert['subject']} since "

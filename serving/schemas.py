@@ -108,3 +108,18 @@ class ModelOut(Strict):
     n_train: int
     n_holdout: int
     metrics: dict[str, float]
+
+
+class AlertOut(Strict):
+    kind: Literal["source_stopped_converting", "feature_drift", "calibration_drift", "sla_breaches"]
+    subject: str = Field(description="The source, field or grade the alert is about.")
+    since: str = Field(description="ISO date the problem started, as far as known.")
+    evidence: str
+    report: str = Field(description="File name of the report that explains it.")
+    link: str = Field(description="Where the service serves that report.")
+
+
+class AlertsOut(Strict):
+    as_of: str
+    alerts: list[AlertOut]
+    kpis: dict[str, Any] = Field(description="The dashboard's shared figures.")

@@ -328,6 +328,7 @@ def _lifecycle(
     n = len(lead_ids)
     handed = rng.random(n) < np.where(lead_type == "MQL", 0.8, 0.95)
     handed_at = created + (rng.exponential(4.0, n) * 3600).astype("timedelta64[s]")
+    handed &= np.isnat(closed_at) | (handed_at < closed_at)  # no hand-over of a closed lead
     rank = pd.Series(p_true).rank(pct=True).to_numpy()
     median = np.array([RESPONSE_HOURS.get(s, 5.0) for s in source])
     hours = np.exp(rng.normal(np.log(median) - 1.2 * (rank - 0.5), 1.0))

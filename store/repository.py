@@ -136,13 +136,19 @@ def latest_outcome(session: Session, lead_id: str) -> OutcomeEvent | None:
 
 
 def first_lifecycle_times(session: Session, lead_id: str) -> dict[str, datetime]:
-    """When the lead was first handed over to sales and first contacted, as far as known."""
+    """When the lead was first handed over to sales, and first contacted after that."""
     rows = session.execute(
-        select(OutcomeEvent.outcome, func.min(OutcomeEvent.occurred_at))
+        select(OutcomeEvent.outcome, OutcomeEvent.occurred_at)
         .where(OutcomeEvent.lead_id == lead_id, OutcomeEvent.outcome.in_(LIFECYCLE_EVENTS))
-        .group_by(OutcomeEvent.outcome)
+        .order_by(OutcomeEvent.occurred_at, OutcomeEvent.id)
     ).all()
-    return dict(rows)
+    handed = next((at for kind, at in rows if kind == "handed_over"), None)
+    contacted = next(
+        (at for kind, at in rows if kind == "contacted" and (handed is None or at >= handed)),
+        None,
+    )
+    found = {"handed_over": handed, "contacted": contacted}
+    return {kind: at for kind, at in found.items() if at is not None}
 
 
 def _latest(

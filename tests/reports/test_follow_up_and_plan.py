@@ -30,10 +30,16 @@ def lead(i: int, source: str, response_hours: float | None, outcome: str | None,
     }
 
 
+def frame(rows: list[dict]) -> pd.DataFrame:
+    """Rows as the report data has them: times typed as aware UTC, even when all missing."""
+    table = pd.DataFrame(rows)
+    for column in ("created_at", "handed_over", "contacted", "closed_at"):
+        table[column] = pd.to_datetime(table[column], utc=True)
+    return table
+
+
 def test_breaches_count_late_and_missing_contacts() -> None:
-    leads = pd.DataFrame(
-        [lead(0, "a", 2, "won"), lead(1, "a", 30, "lost"), lead(2, "a", None, None)]
-    )
+    leads = frame([lead(0, "a", 2, "won"), lead(1, "a", 30, "lost"), lead(2, "a", None, None)])
     handed = with_response(leads, T0 + pd.Timedelta(days=3), sla_hours=24)
     assert handed["breached"].tolist() == [False, True, True]
     still_waiting = with_response(leads, T0 + pd.Timedelta(hours=10), sla_hours=24)
@@ -45,9 +51,7 @@ def test_win_rate_by_response_time() -> None:
     rows += [lead(10 + i, "a", 50, "lost") for i in range(5)]
     buckets = {
         b["response"]: b
-        for b in win_rate_by_response(
-            with_response(pd.DataFrame(rows), T0 + pd.Timedelta(days=30), 24)
-        )
+        for b in win_rate_by_response(with_response(frame(rows), T0 + pd.Timedelta(days=30), 24))
     }
     assert buckets["under 1 hour"] == {
         "response": "under 1 hour",
@@ -61,7 +65,7 @@ def test_a_slow_source_raises_an_alert_and_a_fast_one_does_not() -> None:
     rows = [lead(i, "slow", 40, None) for i in range(30)] + [
         lead(100 + i, "fast", 1, None) for i in range(30)
     ]
-    handed = with_response(pd.DataFrame(rows), T0 + pd.Timedelta(days=10), 24)
+    handed = with_response(frame(rows), T0 + pd.Timedelta(days=10), 24)
     (alert,) = breach_alerts(handed, T0 + pd.Timedelta(days=10), 24)
     assert (alert.kind, alert.subject) == ("sla_breaches", "slow") and "100%" in alert.evidence
 
@@ -94,9 +98,7 @@ def test_plan_divides_the_target_by_revenue_per_lead() -> None:
         lead(1000 + i, "events", None, None) | {"created_at": as_of - pd.Timedelta(days=5)}
         for i in range(30)
     ]
-    plan = funnel_plan(
-        pd.DataFrame(old + recent), as_of, timedelta(days=30), Target(300_000, 3), 50
-    )
+    plan = funnel_plan(frame(old + recent), as_of, timedelta(days=30), Target(300_000, 3), 50)
     (row,) = plan["sources"]
     assert row["win_rate"] == 0.25 and row["average_deal"] == 10_000
     assert plan["leads_needed"] == pytest.approx(300_000 / 2_500)

@@ -32,7 +32,7 @@ def test_a_grade_that_stopped_converting_raises_calibration_drift() -> None:
         [closed_leads(2_000, 0.40, 0.40, "A"), closed_leads(2_000, 0.20, 0.08, "B")],
         ignore_index=True,
     )
-    summary, alerts = model_health(leads, trained_until=T0 - pd.Timedelta(days=1))
+    summary, alerts = model_health(leads, seen_until=T0 - pd.Timedelta(days=1))
     by_grade = {g["grade"]: g for g in summary["grades"]}
     assert not by_grade["A"]["drifted"] and by_grade["B"]["drifted"]
     (alert,) = alerts

@@ -31,7 +31,7 @@ def leads_of(seed: int) -> pd.DataFrame:
 @pytest.mark.parametrize("seed", [0, 7])
 def test_the_demo_collapse_is_named_with_its_date(seed: int) -> None:
     leads = leads_of(seed)
-    changes = source_changes(leads, pd.Timestamp(END), outcome_horizon(leads))
+    changes = source_changes(leads, pd.Timestamp(END), outcome_horizon(leads, pd.Timestamp(END)))
     dropped = [c for c in changes if c["dropped"]]
     assert [c["source"] for c in dropped] == [COLLAPSING_SOURCE]
     found = dropped[0]

@@ -547,3 +547,23 @@ def test_lifecycle_events_are_accepted_and_shown_on_the_lead(client: TestClient)
 def test_alerts_before_any_report_say_how_to_get_them(empty_client: TestClient) -> None:
     response = empty_client.get("/v1/alerts")
     assert response.status_code == 404 and "make report" in response.json()["detail"]
+
+
+def test_first_contact_counts_only_after_the_hand_over(client: TestClient) -> None:
+    """An SDR call before marketing's hand-over is not sales' follow-up."""
+    lead_id = scored_lead(client, page_views=2)
+    events = [
+        {
+            "event_id": f"{lead_id}-{kind}-{at}",
+            "lead_id": lead_id,
+            "outcome": kind,
+            "occurred_at": f"2026-11-01T{at}:00:00Z",
+        }
+        for kind, at in [("contacted", "08"), ("handed_over", "09"), ("contacted", "15")]
+    ]
+    client.post("/v1/outcomes", json={"outcomes": events})
+    lead = client.get(f"/v1/leads/{lead_id}").json()
+    assert (lead["handed_over"], lead["contacted"]) == (
+        "2026-11-01T09:00:00Z",
+        "2026-11-01T15:00:00Z",
+    )
