@@ -148,7 +148,7 @@ def main() -> None:
         f"- Detection delay (report re-run as of 30, 40, ... 220 days after the change): named "
         f"from **{max(delays)} days** after the change at the latest (median "
         f"{statistics.median(delays):.0f}, earliest {min(delays)}). A lead only counts once it "
-        "is old enough to have closed (the outcome horizon, about 65 days here), and a month or "
+        "is old enough to have closed (the outcome horizon, about two months here), and a month or "
         "two of such leads is needed after the change; naming a drop sooner would need a model "
         "of outcomes still arriving (not built).",
         "",
