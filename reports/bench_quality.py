@@ -190,6 +190,13 @@ def machine() -> str:
     )
 
 
+def write_table(path: Path, lines: list[str]) -> None:
+    """Write a benchmark's Markdown table and say where."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines), encoding="utf-8")
+    print(f"wrote {path}")
+
+
 def main() -> None:
     started = time.perf_counter()
     demos = [demo(seed) for seed in DEMO_SEEDS]
@@ -260,9 +267,7 @@ def main() -> None:
         f"the seed-0 model as champion): {shuffled}.",
         "",
     ]
-    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
-    OUTPUT.write_text("\n".join(text), encoding="utf-8")
-    print(f"wrote {OUTPUT}")
+    write_table(OUTPUT, text)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from features.schema import DEMO_SCHEMA_PATH, load_schema
-from reports.bench_quality import KEY, NOW, machine, scratch_store
+from reports.bench_quality import KEY, NOW, machine, scratch_store, write_table
 from reports.data import build_report_data
 from reports.run import write_reports
 from reports.source_quality import outcome_horizon, source_changes
@@ -172,9 +172,7 @@ def main() -> None:
         ],
         "",
     ]
-    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
-    OUTPUT.write_text("\n".join(text), encoding="utf-8")
-    print(f"wrote {OUTPUT}")
+    write_table(OUTPUT, text)
 
 
 if __name__ == "__main__":

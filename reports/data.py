@@ -61,7 +61,11 @@ def read_report_data(
     champion: LoadedScorer | None,
     as_of: datetime | None,
 ) -> ReportData:
-    """Read the store as it was at `as_of` (default: its latest lead, score or event)."""
+    """Read the store as it was at `as_of` (default: its latest lead, score or event).
+
+    A champion that learnt from leads after that date is left out: it would judge them in
+    hindsight.
+    """
     with sessions() as session:
         leads = _frame(
             session.execute(
@@ -92,7 +96,16 @@ def read_report_data(
             ["lead_id", "scored_at", "features"],
         )
     moment = _as_of(as_of, leads, events, snapshots)
+    if champion is not None and trained_after(champion, moment):
+        champion = None
     return build_report_data(schema, champion, moment, leads, events, snapshots)
+
+
+def trained_after(champion: LoadedScorer, as_of: pd.Timestamp) -> bool:
+    """Whether the champion saw (trained or was judged on) leads created after `as_of`."""
+    card = champion.scorer.card
+    window = card.get("holdout_window") or card.get("training_window") or {}
+    return bool(window) and pd.Timestamp(window["end"]) > as_of
 
 
 def _as_of(

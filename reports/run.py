@@ -173,9 +173,6 @@ def write_reports(
     champion = _champion(settings)
     progress("Reading leads, outcomes and scores")
     data = read_report_data(sessions, schema, champion, as_of)
-    if champion is not None and _trained_after(champion, data.as_of):
-        # A model that learnt from leads after the report's date would judge them in hindsight.
-        data = read_report_data(sessions, schema, None, data.as_of)
     horizon = source_quality.outcome_horizon(data.leads, data.as_of)
     documents: dict[str, dict[str, Any]] = {}
     alerts: dict[str, list[Alert]] = {}
@@ -237,13 +234,6 @@ def replace_folder(out: Path, texts: dict[str, str]) -> None:
     for stale in out.iterdir():
         if stale.is_file() and stale.name not in texts and stale.suffix in (".html", ".json"):
             stale.unlink()
-
-
-def _trained_after(champion: LoadedScorer, as_of: pd.Timestamp) -> bool:
-    window = champion.scorer.card.get("holdout_window") or champion.scorer.card.get(
-        "training_window", {}
-    )
-    return bool(window) and pd.Timestamp(window["end"]) > as_of
 
 
 def _health(data: ReportData, champion: LoadedScorer | None) -> tuple[dict, list[Alert]]:

@@ -89,11 +89,12 @@ def _sessions(settings: Settings) -> sessionmaker[Session]:
 
 
 @contextmanager
-def _reported_errors() -> Iterator[None]:
-    """Turn errors of configuration and of reachable services into a message and exit code 2."""
+def _reported_errors(*also: type[Exception]) -> Iterator[None]:
+    """Turn errors of configuration and of reachable services (and `also`, a command's own
+    domain errors) into a message and exit code 2."""
     try:
         yield
-    except (SchemaError, NotEnoughDataError, ImportFileError) as exc:
+    except (SchemaError, NotEnoughDataError, ImportFileError, *also) as exc:
         raise _fail(str(exc)) from None
     except SQLAlchemyError as exc:
         detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
@@ -322,11 +323,8 @@ def promote(
 
     settings = _start()
     by = by or _user()
-    with _reported_errors():
-        try:
-            promote_by_hand(_registry(settings), settings.model_name, version, by, reason)
-        except RegistryError as exc:
-            raise _fail(str(exc)) from None
+    with _reported_errors(RegistryError):
+        promote_by_hand(_registry(settings), settings.model_name, version, by, reason)
     out.print(f"{settings.model_name} version {version} is the champion (by {by}: {reason}).")
 
 
@@ -341,11 +339,8 @@ def rollback(
 
     settings = _start()
     by = by or _user()
-    with _reported_errors():
-        try:
-            version = roll_back(_registry(settings), settings.model_name, by, reason)
-        except RegistryError as exc:
-            raise _fail(str(exc)) from None
+    with _reported_errors(RegistryError):
+        version = roll_back(_registry(settings), settings.model_name, by, reason)
     out.print(f"{settings.model_name} version {version} is the champion again ({reason}).")
 
 

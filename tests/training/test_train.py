@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +89,16 @@ def test_training_is_deterministic(
     assert again.metrics == candidate.metrics and again.chosen == candidate.chosen
 
 
+@pytest.fixture
+def setup(
+    tmp_path: Path, small_funnel: DemoFunnel, demo_schema: LeadSchema
+) -> Iterator[TrainedSetup]:
+    """A store and MLflow registry of its own, with version 1 already champion."""
+    fresh = train_setup(tmp_path, small_funnel, demo_schema)
+    yield fresh
+    fresh.close()
+
+
 def shuffle_old_outcomes(sessions: sessionmaker[Session], before_share: float = 0.75) -> None:
     """Permute outcomes among the older leads: a challenger trained on noise, judged on truth."""
     with sessions.begin() as session:
@@ -104,14 +115,7 @@ def shuffle_old_outcomes(sessions: sessionmaker[Session], before_share: float = 
         )
 
 
-def test_the_gate_in_the_registry(
-    tmp_path: Path,
-    small_funnel: DemoFunnel,
-    demo_schema: LeadSchema,
-    request: pytest.FixtureRequest,
-) -> None:
-    setup = train_setup(tmp_path, small_funnel, demo_schema)
-    request.addfinalizer(setup.close)
+def test_the_gate_in_the_registry(setup: TrainedSetup) -> None:
     client = mlflow_client(setup.settings.mlflow_tracking_uri)
     name = setup.settings.model_name
     assert setup.run.promoted and "no champion yet" in setup.run.decision.reason
@@ -131,14 +135,7 @@ def test_the_gate_in_the_registry(
     assert champion_history(client, name) == ["1", "2"]
 
 
-def test_promote_and_rollback_by_hand(
-    tmp_path: Path,
-    small_funnel: DemoFunnel,
-    demo_schema: LeadSchema,
-    request: pytest.FixtureRequest,
-) -> None:
-    setup = train_setup(tmp_path, small_funnel, demo_schema)
-    request.addfinalizer(setup.close)
+def test_promote_and_rollback_by_hand(setup: TrainedSetup) -> None:
     client = mlflow_client(setup.settings.mlflow_tracking_uri)
     name = setup.settings.model_name
     with pytest.raises(RegistryError, match="no earlier champion"):
@@ -184,15 +181,8 @@ def test_too_few_outcomes_are_refused_with_what_is_missing(
     sessions.kw["bind"].dispose()
 
 
-def test_a_champion_this_leadloop_cannot_read_is_named_not_compared(
-    tmp_path: Path,
-    small_funnel: DemoFunnel,
-    demo_schema: LeadSchema,
-    request: pytest.FixtureRequest,
-) -> None:
+def test_a_champion_this_leadloop_cannot_read_is_named_not_compared(setup: TrainedSetup) -> None:
     """A registry written by an older leadloop: the run says so instead of failing."""
-    setup = train_setup(tmp_path, small_funnel, demo_schema)
-    request.addfinalizer(setup.close)
     client = mlflow_client(setup.settings.mlflow_tracking_uri)
     uri = client.get_model_version_download_uri(setup.settings.model_name, "1")
     (document,) = Path(uri.removeprefix("file://")).rglob("scorer.json")
