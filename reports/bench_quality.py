@@ -22,7 +22,7 @@ from pathlib import Path
 from sklearn.metrics import roc_auc_score
 from sqlalchemy.orm import Session, sessionmaker
 
-from features.inference import ColumnRoles
+from features.schema_inference import ColumnRoles
 from features.schema import DEMO_SCHEMA_PATH, LeadSchema, load_schema
 from models.registry import LoadedScorer
 from store.db import make_engine, migrate, session_factory

@@ -25,7 +25,7 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from features.inference import ColumnRoles
+from features.schema_inference import ColumnRoles
 from features.schema import DEMO_SCHEMA_PATH, SchemaError, load_schema
 from serving.settings import Settings
 from store.db import make_engine, migrate, session_factory

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
 from features.encoding import FALSE_TOKENS, TRUE_TOKENS, EncodingError, category_label
-from features.inference import MISSING_TOKENS, ColumnRoles, infer_schema, parse_timestamps
+from features.schema_inference import MISSING_TOKENS, ColumnRoles, infer_schema, parse_timestamps
 from features.schema import FieldRole, FieldType, LeadField, LeadSchema, load_schema
 from features.validation import LEAD_ID_KEY
 from store.records import lead_row

@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
-from features.inference import ColumnRoles
+from features.schema_inference import ColumnRoles
 from reports.run import write_reports
 from serving.app import create_app
 from serving.cli import app as cli

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from features.inference import ColumnRoles
+from features.schema_inference import ColumnRoles
 from features.schema import FieldRole, FieldType, load_schema
 from reports.bench_quality import SHARED, maven_crm, x_education
 from store.importing import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from features.inference import ColumnRoles, infer_schema, infer_type
+from features.schema_inference import ColumnRoles, infer_schema, infer_type
 from features.schema import FieldRole, FieldType
 
 
