@@ -156,3 +156,9 @@ def load_schema(path: Path) -> LeadSchema:
     except OSError as exc:
         raise SchemaError(f"cannot read lead schema {path}: {exc.strerror}") from exc
     return parse_schema(text, origin=str(path))
+
+
+def save_schema(schema: LeadSchema, path: Path) -> None:
+    """Write a schema file, creating its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(schema.to_yaml(), encoding="utf-8")

@@ -22,12 +22,13 @@ from pathlib import Path
 from sklearn.metrics import roc_auc_score
 from sqlalchemy.orm import Session, sessionmaker
 
-from features.schema_inference import ColumnRoles
 from features.schema import DEMO_SCHEMA_PATH, LeadSchema, load_schema
+from features.schema_inference import ColumnRoles
 from models.registry import LoadedScorer
 from store.db import make_engine, migrate, session_factory
 from store.demo_funnel import generate_demo_funnel, load_demo_funnel
-from store.importing import ImportRequest, OutcomeMapping, import_file
+from store.import_plan import OutcomeMapping
+from store.importing import ImportRequest, import_file
 from store.repository import TrainingFrames, training_frames
 from training.dataset import AS_OF, LABEL, WEIGHT, shuffle_outcomes_before
 from training.pipeline import TrainedCandidate, TrainingConfig, train_candidate

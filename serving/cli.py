@@ -25,19 +25,14 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from features.schema_inference import ColumnRoles
 from features.schema import DEMO_SCHEMA_PATH, SchemaError, load_schema
+from features.schema_inference import ColumnRoles
 from serving.settings import Settings
 from store.db import make_engine, migrate, session_factory
-from store.importing import (
-    ImportFileError,
-    ImportReport,
-    ImportRequest,
-    MalformedRowsError,
-    OutcomeMapping,
-    RowOrder,
-    import_file,
-)
+from store.export_reader import ImportFileError
+from store.import_plan import OutcomeMapping
+from store.importing import ImportReport, ImportRequest, MalformedRowsError, import_file
+from store.row_order import RowOrder
 from training.split import NotEnoughDataError
 
 if TYPE_CHECKING:  # importing MLflow takes seconds: only the commands that need it do

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from features.schema_inference import ColumnRoles, infer_schema, infer_type
 from features.schema import FieldRole, FieldType
+from features.schema_inference import ColumnRoles, infer_schema, infer_type
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,8 @@ from features.schema_inference import ColumnRoles
 from reports.run import write_reports
 from serving.app import create_app
 from serving.cli import app as cli
-from store.importing import ImportRequest, OutcomeMapping, import_file
+from store.import_plan import OutcomeMapping
+from store.importing import ImportRequest, import_file
 from tests.support import NOW, PII_KEY, TrainedSetup, make_settings, open_store
 
 EXPORT = """id,visits,source,stage,created,closed

@@ -11,18 +11,13 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from features.schema_inference import ColumnRoles
 from features.schema import FieldRole, FieldType, load_schema
+from features.schema_inference import ColumnRoles
 from reports.bench_quality import SHARED, maven_crm, x_education
-from store.importing import (
-    ImportFileError,
-    ImportRequest,
-    MalformedRowsError,
-    OutcomeMapping,
-    RowOrder,
-    import_file,
-    sequence_column,
-)
+from store.export_reader import ImportFileError
+from store.import_plan import OutcomeMapping
+from store.importing import ImportRequest, MalformedRowsError, import_file
+from store.row_order import RowOrder, sequence_column
 from store.tables import Lead, OutcomeEvent
 from tests.support import NOW, PII_KEY
 
