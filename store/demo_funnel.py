@@ -171,62 +171,166 @@ def generate_demo_funnel(n_leads: int = DEFAULT_LEADS, seed: int = 0) -> DemoFun
     """Generate the demo funnel; the same arguments always give the same funnel."""
     if n_leads < 1:
         raise ValueError("n_leads must be positive")
+    # One random stream, drawn step by step in this order: reordering the steps, or the draws
+    # inside one, changes every funnel (and the benchmarks and figures measured on them).
     rng = np.random.default_rng(seed)
-    n = n_leads
-    created = _arrival_times(rng, n)
-    created_at = pd.to_datetime(created).tz_localize(UTC)
+    created = _arrival_times(rng, n_leads)
+    profile = _profiles(rng, n_leads)
+    engagement = _engagement(rng, profile)
+    p_true = expit(_true_logit(created, profile, engagement))
+    closings = _closings(rng, created, profile, p_true)
+    lead_ids = np.array([f"demo-{i:06d}" for i in range(n_leads)], dtype=object)
+    contacts = _contact_details(rng, n_leads)
+    sales_rating = _sales_rating(rng, closings)
+    leads = _leads_frame(lead_ids, created, profile, engagement, contacts, sales_rating)
+    outcomes = _outcomes_frame(rng, lead_ids, closings, profile.size)
+    closed_at = np.where(closings.closed, closings.occurred, np.datetime64("NaT"))
+    return DemoFunnel(
+        leads=leads,
+        outcomes=outcomes,
+        true_probability=pd.Series(p_true, index=lead_ids, name="true_probability"),
+        lifecycle=_lifecycle(
+            seed, lead_ids, profile.source, profile.lead_type, p_true, created, closed_at
+        ),
+    )
 
+
+@dataclass(frozen=True)
+class _Profile:
+    """Who the leads are, with each field's effect on the log-odds of winning."""
+
+    source: np.ndarray
+    source_effect: np.ndarray
+    lead_type: np.ndarray
+    lead_type_effect: np.ndarray
+    industry: np.ndarray
+    industry_effect: np.ndarray
+    country: np.ndarray
+    country_effect: np.ndarray
+    seniority: np.ndarray
+    seniority_effect: np.ndarray
+    size: np.ndarray  # employees; NaN where the lead left it empty
+
+
+def _profiles(rng: np.random.Generator, n: int) -> _Profile:
+    """Draw who the leads are: the channel decides the lead type, firmographics are independent."""
     source, source_effect = _pick(rng, SOURCES, n)
     lead_type = _draw_given(rng, source, LEAD_TYPES_BY_SOURCE, list(LEAD_TYPES))
     lead_type_effect = np.array([LEAD_TYPES[t] for t in lead_type])
     industry, industry_effect = _pick(rng, INDUSTRIES, n)
     country, country_effect = _pick(rng, COUNTRIES, n)
     seniority, seniority_effect = _pick(rng, SENIORITIES, n)
+    return _Profile(
+        source=source,
+        source_effect=source_effect,
+        lead_type=lead_type,
+        lead_type_effect=lead_type_effect,
+        industry=industry,
+        industry_effect=industry_effect,
+        country=country,
+        country_effect=country_effect,
+        seniority=seniority,
+        seniority_effect=seniority_effect,
+        size=_company_sizes(rng, source),
+    )
 
+
+def _company_sizes(rng: np.random.Generator, source: np.ndarray) -> np.ndarray:
+    """Log-normal head counts, missing more often where a short ad or download form asks less."""
+    n = len(source)
     size = np.round(np.exp(rng.normal(4.0, 1.7, size=n))).clip(1, 250_000)
     size_missing_rate = np.where(np.isin(source, ["content_download", "paid_search"]), 0.28, 0.1)
-    size = np.where(rng.random(n) < size_missing_rate, np.nan, size)
+    return np.where(rng.random(n) < size_missing_rate, np.nan, size)
 
-    # Intent is hidden; the model sees it only through engagement, and so does the truth below.
+
+@dataclass(frozen=True)
+class _Engagement:
+    """What the leads did before they were scored."""
+
+    page_views: np.ndarray
+    email_opens: np.ndarray
+    form_fills: np.ndarray
+    demo_requested: np.ndarray
+    days_since_first_touch: np.ndarray
+
+
+def _engagement(rng: np.random.Generator, profile: _Profile) -> _Engagement:
+    """Draw engagement from a hidden intent, so the model sees intent only through it."""
+    n = len(profile.source)
     intent = rng.normal(size=n)
     page_views = rng.negative_binomial(2, 2 / (2 + np.exp(1.6 + 0.55 * intent)))
     email_opens = rng.poisson(np.exp(1.1 + 0.35 * intent))
-    arrived_by_form = np.isin(source, ["content_download", "webinar"]).astype(int)
+    arrived_by_form = np.isin(profile.source, ["content_download", "webinar"]).astype(int)
     form_fills = rng.poisson(np.exp(-0.6 + 0.5 * intent)) + arrived_by_form
-    demo_requested = rng.random(n) < expit(-2.3 + 0.9 * intent + 1.0 * (lead_type == "SQL"))
+    is_sql = profile.lead_type == "SQL"
+    demo_requested = rng.random(n) < expit(-2.3 + 0.9 * intent + 1.0 * is_sql)
     nurture_days = {"outbound": 6, "organic": 45, "content_download": 60, "paid_search": 20}
-    touch_scale = np.array([nurture_days.get(s, 30) for s in source])
-    days_since_first_touch = np.round(rng.gamma(1.5, touch_scale / 1.5))
+    touch_scale = np.array([nurture_days.get(s, 30) for s in profile.source])
+    return _Engagement(
+        page_views=page_views,
+        email_opens=email_opens,
+        form_fills=form_fills,
+        demo_requested=demo_requested,
+        days_since_first_touch=np.round(rng.gamma(1.5, touch_scale / 1.5)),
+    )
 
+
+def _true_logit(created: np.ndarray, profile: _Profile, engagement: _Engagement) -> np.ndarray:
+    """The true log-odds of winning: only fields the model may see, plus the source's collapse."""
+    size, seniority = profile.size, profile.seniority
+    page_views, form_fills = engagement.page_views, engagement.form_fills
+    demo_requested = engagement.demo_requested
     is_decision_maker = np.isin(seniority, DECISION_MAKERS)
-    collapsed = (source == COLLAPSING_SOURCE) & (created >= _naive(COLLAPSE_AT))
-    logit = (
+    collapsed = (profile.source == COLLAPSING_SOURCE) & (created >= _naive(COLLAPSE_AT))
+    return (
         INTERCEPT
-        + source_effect
-        + lead_type_effect
-        + industry_effect
-        + country_effect
-        + seniority_effect
+        + profile.source_effect
+        + profile.lead_type_effect
+        + profile.industry_effect
+        + profile.country_effect
+        + profile.seniority_effect
         + _company_size_effect(size)
         + 0.45 * np.log1p(page_views)
-        + 0.2 * np.log1p(email_opens)
+        + 0.2 * np.log1p(engagement.email_opens)
         + 0.3 * np.minimum(form_fills, 3)
         + demo_requested * (0.8 + 0.5 * is_decision_maker)
-        + 0.25 * np.exp(-((np.log1p(days_since_first_touch) - 3.0) ** 2) / 2)
+        + 0.25 * np.exp(-((np.log1p(engagement.days_since_first_touch) - 3.0) ** 2) / 2)
         + _interactions(
-            industry, size, seniority, lead_type, demo_requested, page_views, form_fills
+            profile.industry,
+            size,
+            seniority,
+            profile.lead_type,
+            demo_requested,
+            page_views,
+            form_fills,
         )
         + COLLAPSE_LOGIT * collapsed
     )
-    p_true = expit(logit)
 
+
+@dataclass(frozen=True)
+class _Closings:
+    """How each lead ends and when; `closed` is False where that is after the demo's now."""
+
+    won: np.ndarray
+    outcome: np.ndarray
+    occurred: np.ndarray
+    closed: np.ndarray
+
+
+def _closings(
+    rng: np.random.Generator, created: np.ndarray, profile: _Profile, p_true: np.ndarray
+) -> _Closings:
+    """Draw the outcomes from the true probability; poor fits among the losers are disqualified."""
+    n = len(created)
+    size, industry = profile.size, profile.industry
     won = rng.random(n) < p_true
     poor_fit = (
         1.4 * (size < 10)
         + 1.2 * np.isnan(size)
-        + 0.8 * np.isin(country, ["IN", "BR", "other"])
+        + 0.8 * np.isin(profile.country, ["IN", "BR", "other"])
         + 0.9 * (industry == "education")
-        + 0.5 * (seniority == "individual_contributor")
+        + 0.5 * (profile.seniority == "individual_contributor")
     )
     disqualified = ~won & (rng.random(n) < expit(-1.7 + poor_fit))
     outcome = np.where(won, "won", np.where(disqualified, "disqualified", "lost"))
@@ -236,43 +340,80 @@ def generate_demo_funnel(n_leads: int = DEFAULT_LEADS, seed: int = 0) -> DemoFun
         np.where(disqualified, rng.gamma(1.5, 4.0, size=n), 10 + rng.gamma(2.0, 25.0, size=n)),
     )
     occurred = created + (delay_days * 86_400).astype("timedelta64[s]")
-    closed = occurred < _naive(END)
+    return _Closings(won=won, outcome=outcome, occurred=occurred, closed=occurred < _naive(END))
 
-    lead_ids = np.array([f"demo-{i:06d}" for i in range(n)], dtype=object)
+
+@dataclass(frozen=True)
+class _ContactDetails:
+    """Each lead's email and full name, in lead order."""
+
+    emails: list[str]
+    full_names: list[str]
+
+
+def _contact_details(rng: np.random.Generator, n: int) -> _ContactDetails:
+    """Draw names and emails: PII the store must hash and the model must never see."""
     first = rng.choice(FIRST_NAMES, size=n)
     last = rng.choice(LAST_NAMES, size=n)
     domain = rng.choice(["acme", "globex", "initech", "umbrella", "hooli", "vandelay"], size=n)
+    return _ContactDetails(
+        emails=[
+            f"{a}.{b}{i}@{d}.example"
+            for i, (a, b, d) in enumerate(zip(first, last, domain, strict=True))
+        ],
+        full_names=[f"{a.title()} {b.title()}" for a, b in zip(first, last, strict=True)],
+    )
+
+
+def _sales_rating(rng: np.random.Generator, closings: _Closings) -> np.ndarray:
+    """Draw the rating sales fills in after the first call: it gives the outcome away (a leak)."""
     rating_by_outcome = {
         "won": (0.70, 0.25, 0.05),
         "lost": (0.20, 0.45, 0.35),
         "disqualified": (0.05, 0.15, 0.80),
     }
-    sales_rating = _draw_given(rng, outcome, rating_by_outcome, ["hot", "warm", "cold"])
-    sales_rating[~closed] = None  # not called yet
+    sales_rating = _draw_given(rng, closings.outcome, rating_by_outcome, ["hot", "warm", "cold"])
+    sales_rating[~closings.closed] = None  # not called yet
+    return sales_rating
 
-    leads = pd.DataFrame(
+
+def _leads_frame(
+    lead_ids: np.ndarray,
+    created: np.ndarray,
+    profile: _Profile,
+    engagement: _Engagement,
+    contacts: _ContactDetails,
+    sales_rating: np.ndarray,
+) -> pd.DataFrame:
+    """Assemble the leads under the demo schema's field names."""
+    return pd.DataFrame(
         {
             "lead_id": lead_ids,
-            "email": [
-                f"{a}.{b}{i}@{d}.example"
-                for i, (a, b, d) in enumerate(zip(first, last, domain, strict=True))
-            ],
-            "full_name": [f"{a.title()} {b.title()}" for a, b in zip(first, last, strict=True)],
-            "created_at": created_at,
-            "source": source,
-            "lead_type": lead_type,
-            "industry": industry,
-            "company_size": size,
-            "country": country,
-            "seniority": seniority,
-            "page_views": page_views.astype(float),
-            "email_opens": email_opens.astype(float),
-            "form_fills": form_fills.astype(float),
-            "demo_requested": demo_requested,
-            "days_since_first_touch": days_since_first_touch,
+            "email": contacts.emails,
+            "full_name": contacts.full_names,
+            "created_at": pd.to_datetime(created).tz_localize(UTC),
+            "source": profile.source,
+            "lead_type": profile.lead_type,
+            "industry": profile.industry,
+            "company_size": profile.size,
+            "country": profile.country,
+            "seniority": profile.seniority,
+            "page_views": engagement.page_views.astype(float),
+            "email_opens": engagement.email_opens.astype(float),
+            "form_fills": engagement.form_fills.astype(float),
+            "demo_requested": engagement.demo_requested,
+            "days_since_first_touch": engagement.days_since_first_touch,
             "sales_rating": sales_rating,
         }
     )
+
+
+def _outcomes_frame(
+    rng: np.random.Generator, lead_ids: np.ndarray, closings: _Closings, size: np.ndarray
+) -> pd.DataFrame:
+    """Assemble the closing events seen by the demo's now: deal amounts grow with the company."""
+    n = len(lead_ids)
+    outcome = closings.outcome
     size_for_amount = np.nan_to_num(size, nan=50.0)
     amount = np.round(np.exp(rng.normal(np.log(6_000) + 0.3 * np.log10(size_for_amount), 0.5)), 2)
     reason = np.where(
@@ -280,23 +421,16 @@ def generate_demo_funnel(n_leads: int = DEFAULT_LEADS, seed: int = 0) -> DemoFun
         rng.choice(LOST_REASONS, size=n),
         np.where(outcome == "disqualified", rng.choice(DISQUALIFIED_REASONS, size=n), None),
     )
-    outcomes = pd.DataFrame(
+    return pd.DataFrame(
         {
             "event_id": [f"{i}-closed" for i in lead_ids],
             "lead_id": lead_ids,
             "outcome": outcome,
-            "occurred_at": pd.to_datetime(occurred).tz_localize(UTC),
-            "amount": np.where(won, amount, np.nan),
+            "occurred_at": pd.to_datetime(closings.occurred).tz_localize(UTC),
+            "amount": np.where(closings.won, amount, np.nan),
             "reason": reason,
         }
-    )[closed].reset_index(drop=True)
-    closed_at = np.where(closed, occurred, np.datetime64("NaT"))
-    return DemoFunnel(
-        leads=leads,
-        outcomes=outcomes,
-        true_probability=pd.Series(p_true, index=lead_ids, name="true_probability"),
-        lifecycle=_lifecycle(seed, lead_ids, source, lead_type, p_true, created, closed_at),
-    )
+    )[closings.closed].reset_index(drop=True)
 
 
 #: Median hours from hand-over to first contact, per source (others: 10 hours).
