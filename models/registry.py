@@ -21,7 +21,8 @@ from mlflow.models import Model, ModelSignature
 from mlflow.types import ColSpec, Schema
 
 from features.schema import FieldType
-from models.scorer import Scorer
+from models.card import ModelCard
+from models.scorer import Scorer, ScorerFormatError
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -37,9 +38,27 @@ _COLUMN_TYPES = {
 
 @dataclass(frozen=True)
 class LoadedScorer:
+    """A scorer with the registry version it was loaded from."""
+
     scorer: Scorer
     version: str
     run_id: str
+
+    @property
+    def card(self) -> ModelCard:
+        """Every served scorer has one: `load_scorer` refuses a version without it."""
+        assert self.scorer.card is not None
+        return self.scorer.card
+
+
+@dataclass(frozen=True)
+class ChampionLookup:
+    """The champion, or why there is none to use: no champion yet, or one that cannot load."""
+
+    champion: LoadedScorer | None
+    #: Why a champion the registry names could not be loaded (None when it loaded, or when
+    #: there is no champion at all).
+    problem: str | None = None
 
 
 def model_signature(scorer: Scorer) -> ModelSignature:
@@ -63,7 +82,7 @@ def _pip_requirements() -> list[str]:
     return [f"{p}=={package_version(p)}" for p in packages]
 
 
-def log_scorer(scorer: Scorer, model_name: str) -> ModelVersion:
+def log_scorer(client: MlflowClient, scorer: Scorer, model_name: str) -> ModelVersion:
     """Log the scorer to the active run and register it as a new version of `model_name`."""
     code_paths = [str(Path(__import__(p).__file__).parent) for p in _CODE_PACKAGES]
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
@@ -80,7 +99,7 @@ def log_scorer(scorer: Scorer, model_name: str) -> ModelVersion:
             pip_requirements=_pip_requirements(),
             registered_model_name=model_name,
         )
-    return MlflowClient().get_model_version(model_name, str(info.registered_model_version))
+    return client.get_model_version(model_name, str(info.registered_model_version))
 
 
 def mlflow_client(tracking_uri: str) -> MlflowClient:
@@ -110,15 +129,27 @@ def load_scorer(client: MlflowClient, model_name: str, version: str) -> LoadedSc
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri, dst_path=tmp))
         data = Model.load(local).flavors["python_function"]["data"]
         scorer = Scorer.load(local / data)
+    if scorer.card is None:
+        raise ScorerFormatError(f"{model_name} version {version} carries no model card")
     return LoadedScorer(scorer=scorer, version=str(version), run_id=model_version.run_id)
 
 
-def load_alias(client: MlflowClient, model_name: str, alias: str) -> LoadedScorer | None:
-    """Load the version an alias names, or None when there is none yet."""
-    model_version = alias_version(client, model_name, alias)
+def load_champion(client: MlflowClient, model_name: str) -> ChampionLookup:
+    """The version `champion` names, loaded with this process's code.
+
+    A champion that cannot be loaded (written by an incompatible leadloop, files missing or
+    damaged) is not an error here: every caller can go on without it and says why. A registry
+    that cannot be reached raises `MlflowException`.
+    """
+    model_version = alias_version(client, model_name, CHAMPION)
     if model_version is None:
-        return None
-    return load_scorer(client, model_name, model_version.version)
+        return ChampionLookup(None)
+    try:
+        loaded = load_scorer(client, model_name, model_version.version)
+    except (ScorerFormatError, OSError, MlflowException) as exc:
+        problem = f"{model_name} version {model_version.version} cannot be loaded: {exc}"
+        return ChampionLookup(None, problem)
+    return ChampionLookup(loaded)
 
 
 def ensure_experiment(client: MlflowClient, name: str, artifact_location: str) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,6 +25,7 @@ from features.encoding import FeatureEncoder
 from features.schema import LeadSchema
 from models.boosted import BoostedTrees
 from models.calibration import PlattCalibration
+from models.card import ModelCard
 from models.explain import Reason, to_score_points, top_reasons
 from models.grades import GradeCutoffs
 from models.linear import LinearModel
@@ -70,7 +71,8 @@ class Scorer:
     model: MarginModel
     calibration: PlattCalibration
     grades: GradeCutoffs
-    card: dict[str, Any] = field(default_factory=dict)
+    #: Set on the scorer a run chooses; the other fitted candidates have none.
+    card: ModelCard | None = None
 
     @property
     def encoder(self) -> FeatureEncoder:
@@ -120,7 +122,7 @@ class Scorer:
             "model": self.model.to_config(directory),
             "calibration": self.calibration.to_dict(),
             "grades": self.grades.to_dict(),
-            "card": self.card,
+            "card": self.card.model_dump(mode="json") if self.card else None,
         }
         (directory / SCORER_FILE).write_text(json.dumps(document, indent=2), encoding="utf-8")
 
@@ -145,7 +147,7 @@ class Scorer:
                 model=kind.from_config(encoder, document["model"], directory),
                 calibration=PlattCalibration.from_dict(document["calibration"]),
                 grades=GradeCutoffs.from_dict(document["grades"]),
-                card=document["card"],
+                card=ModelCard.model_validate(document["card"]) if document["card"] else None,
             )
         except (OSError, lgb.basic.LightGBMError, KeyError, TypeError, ValueError) as exc:
             raise ScorerFormatError(f"cannot load scorer from {directory}: {exc}") from exc

@@ -6,31 +6,30 @@ ever read: the store keeps only their keyed hashes, and reports take the model f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from features.schema import LeadSchema
-from models.registry import LoadedScorer
-from store.tables import Lead, OutcomeEvent, ScoreSnapshot
+from models.registry import ChampionLookup, LoadedScorer
+from store.outcomes import Outcome, latest_closing_outcomes
+from store.repository import ReportFrames, report_frames
 
-CLOSING = ("won", "lost", "disqualified")
 _TIME = "datetime64[ns, UTC]"
 
 
 def _first(events: pd.DataFrame, kind: str) -> pd.Series:
     """Each lead's first event of `kind` (an empty, typed series when there is none)."""
-    times = events.loc[events["kind"] == kind, ["lead_id", "occurred_at"]]
+    times = events.loc[events["outcome"] == kind, ["lead_id", "occurred_at"]]
     return times.groupby("lead_id")["occurred_at"].min().astype(_TIME)
 
 
 def _first_contacts(table: pd.DataFrame, events: pd.DataFrame) -> pd.Series:
     """The first contact at or after the lead's hand-over (or any contact, without one)."""
-    contacts = events.loc[events["kind"] == "contacted", ["lead_id", "occurred_at"]]
+    contacts = events.loc[events["outcome"] == Outcome.CONTACTED, ["lead_id", "occurred_at"]]
     contacts = contacts.astype({"occurred_at": _TIME})
     start = table[["lead_id", "handed_over"]].astype({"handed_over": _TIME})
     joined = contacts.merge(start, on="lead_id", how="inner")
@@ -49,16 +48,14 @@ class ReportData:
     features: pd.DataFrame  # the model fields of each lead, as last scored or stored
     champion: LoadedScorer | None
     as_of: pd.Timestamp
-
-
-def _frame(rows: list, columns: list[str]) -> pd.DataFrame:
-    return pd.DataFrame([tuple(r) for r in rows], columns=columns)
+    #: Why the reports judge no model, when they do not.
+    no_champion_because: str | None = None
 
 
 def read_report_data(
     sessions: sessionmaker[Session],
     schema: LeadSchema,
-    champion: LoadedScorer | None,
+    champion: ChampionLookup,
     as_of: datetime | None,
 ) -> ReportData:
     """Read the store as it was at `as_of` (default: its latest lead, score or event).
@@ -67,69 +64,40 @@ def read_report_data(
     hindsight.
     """
     with sessions() as session:
-        leads = _frame(
-            session.execute(
-                select(Lead.lead_id, Lead.created_at, Lead.source, Lead.lead_type, Lead.attributes)
-            ).all(),
-            ["lead_id", "created_at", "source", "lead_type", "attributes"],
-        )
-        events = _frame(
-            session.execute(
-                select(
-                    OutcomeEvent.lead_id,
-                    OutcomeEvent.outcome,
-                    OutcomeEvent.occurred_at,
-                    OutcomeEvent.amount,
-                    OutcomeEvent.id,
-                )
-            ).all(),
-            ["lead_id", "kind", "occurred_at", "amount", "sequence"],
-        )
-        snapshots = _frame(
-            session.execute(
-                select(
-                    ScoreSnapshot.lead_id,
-                    ScoreSnapshot.scored_at,
-                    ScoreSnapshot.features,
-                )
-            ).all(),
-            ["lead_id", "scored_at", "features"],
-        )
-    moment = _as_of(as_of, leads, events, snapshots)
-    if champion is not None and trained_after(champion, moment):
-        champion = None
-    return build_report_data(schema, champion, moment, leads, events, snapshots)
+        frames = report_frames(session)
+    moment = _as_of(as_of, frames)
+    usable, why = champion.champion, None
+    if champion.problem is not None:
+        why = f"the champion could not be loaded ({champion.problem}): nothing to judge"
+    elif usable is None:
+        why = "no champion has been trained yet: nothing to judge"
+    elif trained_after(usable, moment):
+        usable, why = None, "no champion that predates the report's date: nothing to judge"
+    return replace(build_report_data(schema, usable, moment, frames), no_champion_because=why)
 
 
 def trained_after(champion: LoadedScorer, as_of: pd.Timestamp) -> bool:
     """Whether the champion saw (trained or was judged on) leads created after `as_of`."""
-    card = champion.scorer.card
-    window = card.get("holdout_window") or card.get("training_window") or {}
-    return bool(window) and pd.Timestamp(window["end"]) > as_of
+    return pd.Timestamp(champion.card.seen_until) > as_of
 
 
-def _as_of(
-    as_of: datetime | None, leads: pd.DataFrame, events: pd.DataFrame, snapshots: pd.DataFrame
-) -> pd.Timestamp:
+def _as_of(as_of: datetime | None, frames: ReportFrames) -> pd.Timestamp:
     if as_of is not None:
         return pd.Timestamp(as_of).tz_convert("UTC")
-    times = [
-        pd.to_datetime(column, utc=True).max()
-        for column in (leads["created_at"], events["occurred_at"], snapshots["scored_at"])
-        if len(column)
-    ]
+    columns = (
+        frames.leads["created_at"],
+        frames.events["occurred_at"],
+        frames.snapshots["scored_at"],
+    )
+    times = [pd.to_datetime(column, utc=True).max() for column in columns if len(column)]
     return max(times) if times else pd.Timestamp.now(tz="UTC")
 
 
 def build_report_data(
-    schema: LeadSchema,
-    champion: LoadedScorer | None,
-    as_of: pd.Timestamp,
-    leads: pd.DataFrame,
-    events: pd.DataFrame,
-    snapshots: pd.DataFrame,
+    schema: LeadSchema, champion: LoadedScorer | None, as_of: pd.Timestamp, frames: ReportFrames
 ) -> ReportData:
     """Everything known at `as_of`, one row per lead (pure)."""
+    leads, events, snapshots = frames.leads, frames.events, frames.snapshots
     leads = leads.assign(created_at=pd.to_datetime(leads["created_at"], utc=True))
     leads = leads[leads["created_at"] <= as_of].reset_index(drop=True)
     events = events.assign(occurred_at=pd.to_datetime(events["occurred_at"], utc=True))
@@ -138,13 +106,10 @@ def build_report_data(
     snapshots = snapshots[snapshots["scored_at"] <= as_of]
 
     table = leads[["lead_id", "created_at", "source", "lead_type"]].copy()
-    table["handed_over"] = table["lead_id"].map(_first(events, "handed_over"))
+    table["handed_over"] = table["lead_id"].map(_first(events, Outcome.HANDED_OVER))
     table["contacted"] = _first_contacts(table, events)
-    closing = events[events["kind"].isin(CLOSING)]
-    if "sequence" in closing:  # the store's order breaks ties between equal times
-        closing = closing.sort_values(["occurred_at", "sequence"], kind="stable")
-    final = closing.drop_duplicates("lead_id", keep="last").set_index("lead_id")
-    table["outcome"] = table["lead_id"].map(final["kind"])
+    final = latest_closing_outcomes(events).set_index("lead_id")
+    table["outcome"] = table["lead_id"].map(final["outcome"])
     table["closed_at"] = table["lead_id"].map(final["occurred_at"]).astype(_TIME)
     table["amount"] = table["lead_id"].map(final["amount"]).astype(float)
 

@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from importlib.metadata import version as package_version
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,9 +15,9 @@ from fastapi.staticfiles import StaticFiles
 from mlflow.exceptions import MlflowException
 
 from features.schema import load_schema
-from models.registry import CHAMPION, LoadedScorer, load_alias, mlflow_client
-from models.scorer import ScorerFormatError
-from serving.api import build_router
+from models.registry import CHAMPION, LoadedScorer, load_champion, mlflow_client
+from serving.routes import feedback, model, operations, reports
+from serving.routes.scoring import scoring_router
 from serving.schemas import scores_request_model
 from serving.settings import Settings
 from serving.state import AppState
@@ -52,13 +53,15 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(
         title="leadloop",
         summary="Lead scores with reasons, learned from closed sales outcomes.",
-        version="0.1.0",
+        version=package_version("leadloop"),
         lifespan=lifespan,
     )
-    app.include_router(build_router(scores_request_model(schema)))
+    app.include_router(scoring_router(scores_request_model(schema)))
+    for routes in (feedback, model, reports, operations):
+        app.include_router(routes.router)
     # What `leadloop report` wrote: the dashboard at /reports/ and each report beside it.
-    reports = StaticFiles(directory=settings.reports_dir, html=True, check_dir=False)
-    app.mount("/reports/", reports, name="reports")
+    report_files = StaticFiles(directory=settings.reports_dir, html=True, check_dir=False)
+    app.mount("/reports/", report_files, name="reports")
     app.add_exception_handler(RequestValidationError, _validation_error)
     return app
 
@@ -82,15 +85,17 @@ def _fallback(state: AppState) -> LoadedScorer | None:
 
 
 def _load_champion(state: AppState, settings: Settings) -> None:
-    client = mlflow_client(settings.mlflow_tracking_uri)
     try:
-        loaded = load_alias(client, settings.model_name, CHAMPION)
-    except (MlflowException, ScorerFormatError, OSError) as exc:
-        state.not_ready_reason = f"loading the champion failed: {exc}"
+        lookup = load_champion(mlflow_client(settings.mlflow_tracking_uri), settings.model_name)
+    except MlflowException as exc:
+        state.not_ready_reason = f"the model registry cannot be read: {exc.message}"
         log.error(state.not_ready_reason)
         return
-    if loaded is None:
-        loaded = _fallback(state)
+    if lookup.problem is not None:
+        state.not_ready_reason = f"loading the champion failed: {lookup.problem}"
+        log.error(state.not_ready_reason)
+        return
+    loaded = lookup.champion or _fallback(state)
     if loaded is None:
         state.not_ready_reason = (
             f"no {CHAMPION} version of {settings.model_name!r} and no won and lost outcomes "

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from features.schema import DEMO_SCHEMA_PATH
+
+if TYPE_CHECKING:  # the services import MLflow and pandas: only the commands that use them do
+    from reports.service import ReportConfig
+    from training.pipeline import TrainingConfig
+    from training.tracking import TrackingTarget
 
 DEVELOPMENT_PII_KEY = "leadloop-development-only-pii-key"
 
@@ -31,7 +36,7 @@ class Settings(BaseSettings):
     #: Leads sales can work a month: grade A is the best that many (unset: twice the base rate).
     sales_capacity: int | None = Field(default=None, ge=1)
     #: Where `leadloop report` writes and the API serves the reports and the dashboard.
-    reports_dir: Path = Path("reports/out")
+    reports_dir: Path = Path("var/reports")
     #: Hours within which sales should contact a handed-over lead (the follow-up SLA).
     sla_hours: float = Field(default=24.0, gt=0)
     #: Days of recent leads the drift report compares with the training window.
@@ -57,3 +62,19 @@ class Settings(BaseSettings):
         """The artifact root as a URI (MLflow would otherwise use ./mlruns of the caller)."""
         root = self.mlflow_artifact_root
         return root if "://" in root else Path(root).resolve().as_uri()
+
+    def tracking_target(self) -> TrackingTarget:
+        """Where `train` logs its runs and registers its models."""
+        from training.tracking import TrackingTarget
+
+        return TrackingTarget(self.model_name, self.mlflow_experiment, self.artifact_location)
+
+    def training_config(self) -> TrainingConfig:
+        from training.pipeline import TrainingConfig
+
+        return TrainingConfig(min_outcomes=self.min_outcomes, sales_capacity=self.sales_capacity)
+
+    def report_config(self) -> ReportConfig:
+        from reports.service import ReportConfig
+
+        return ReportConfig(self.sla_hours, self.drift_days, self.sales_capacity)

@@ -20,11 +20,12 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 from scipy.special import expit
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from features.schema import LeadSchema
+from store.outcomes import Outcome
 from store.records import json_value, lead_row
-from store.repository import IngestCounts, add_outcomes, upsert_leads
+from store.repository import IngestCounts, add_outcomes, count_leads, upsert_leads
 
 DEFAULT_LEADS = 24_000
 START = datetime(2025, 8, 1, tzinfo=UTC)
@@ -507,6 +508,50 @@ def load_demo_funnel(
         for event in _records(events)
     ]
     return add_outcomes(session, outcomes)
+
+
+class StoreNotEmptyError(ValueError):
+    """The demo funnel goes only into an empty store (it would mix with real leads)."""
+
+    def __init__(self, existing: int) -> None:
+        super().__init__(f"the store already holds {existing:,} leads")
+        self.existing = existing
+
+
+@dataclass(frozen=True)
+class DemoSeeding:
+    """What `seed_demo_funnel` stored."""
+
+    funnel: DemoFunnel
+    counts: IngestCounts
+
+    def summary(self) -> str:
+        leads, closed = len(self.funnel.leads), len(self.funnel.outcomes)
+        won = int((self.funnel.outcomes["outcome"] == Outcome.WON).sum())
+        return (
+            f"Demo funnel stored: {leads:,} leads from {START:%Y-%m-%d} to {END:%Y-%m-%d}, "
+            f"{closed:,} closed ({won / closed:.1%} won), {leads - closed:,} still open; "
+            f"{self.counts.accepted:,} events in all."
+        )
+
+
+def seed_demo_funnel(
+    sessions: sessionmaker[Session],
+    schema: LeadSchema,
+    pii_key: bytes,
+    received_at: datetime,
+    n_leads: int = DEFAULT_LEADS,
+    seed: int = 0,
+) -> DemoSeeding:
+    """Generate the demo funnel and store it, in one transaction, into an empty store."""
+    with sessions() as session:
+        existing = count_leads(session)
+    if existing:
+        raise StoreNotEmptyError(existing)
+    funnel = generate_demo_funnel(n_leads, seed)
+    with sessions.begin() as session:
+        counts = load_demo_funnel(session, funnel, schema, pii_key, received_at)
+    return DemoSeeding(funnel, counts)
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:

@@ -19,8 +19,8 @@ from features.schema import FieldRole, FieldType, LeadField, LeadSchema
 from features.schema_inference import MISSING_TOKENS, parse_timestamps
 from features.validation import LEAD_ID_KEY
 from store.export_reader import ImportFileError, Malformed, RawTable
+from store.outcomes import CLOSING_OUTCOMES
 from store.row_order import times_from_row_order
-from store.tables import CLOSING_OUTCOMES
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,8 @@ from sqlalchemy import ColumnElement, Insert, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from store.tables import (
-    CLOSING_OUTCOMES,
-    LIFECYCLE_EVENTS,
-    Lead,
-    OutcomeEvent,
-    ScoreSnapshot,
-)
+from store.outcomes import CLOSING_OUTCOMES, LIFECYCLE_EVENTS, Outcome
+from store.tables import Lead, OutcomeEvent, ScoreSnapshot
 
 T = TypeVar("T", ScoreSnapshot, OutcomeEvent)
 _DIALECT_INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
@@ -142,9 +137,13 @@ def first_lifecycle_times(session: Session, lead_id: str) -> dict[str, datetime]
         .where(OutcomeEvent.lead_id == lead_id, OutcomeEvent.outcome.in_(LIFECYCLE_EVENTS))
         .order_by(OutcomeEvent.occurred_at, OutcomeEvent.id)
     ).all()
-    handed = next((at for kind, at in rows if kind == "handed_over"), None)
+    handed = next((at for kind, at in rows if kind == Outcome.HANDED_OVER), None)
     contacted = next(
-        (at for kind, at in rows if kind == "contacted" and (handed is None or at >= handed)),
+        (
+            at
+            for kind, at in rows
+            if kind == Outcome.CONTACTED and (handed is None or at >= handed)
+        ),
         None,
     )
     found = {"handed_over": handed, "contacted": contacted}
@@ -196,6 +195,39 @@ def training_frames(session: Session) -> TrainingFrames:
         leads=_frame(leads, lead_columns),
         snapshots=_frame(snapshots, ["lead_id", "scored_at", "features"]),
         outcomes=_frame(outcomes, ["lead_id", "event_id", "outcome", "occurred_at", "sequence"]),
+    )
+
+
+@dataclass(frozen=True)
+class ReportFrames:
+    """Every lead with all its events and snapshots: what the marketer reports read."""
+
+    leads: pd.DataFrame  # lead_id, created_at, source, lead_type, attributes
+    events: pd.DataFrame  # lead_id, outcome, occurred_at, amount, sequence
+    snapshots: pd.DataFrame  # lead_id, scored_at, features
+
+
+def report_frames(session: Session) -> ReportFrames:
+    """The whole store but PII hashes (reports never read personal data, not even hashed)."""
+    leads = session.execute(
+        select(Lead.lead_id, Lead.created_at, Lead.source, Lead.lead_type, Lead.attributes)
+    ).all()
+    events = session.execute(
+        select(
+            OutcomeEvent.lead_id,
+            OutcomeEvent.outcome,
+            OutcomeEvent.occurred_at,
+            OutcomeEvent.amount,
+            OutcomeEvent.id.label("sequence"),
+        )
+    ).all()
+    snapshots = session.execute(
+        select(ScoreSnapshot.lead_id, ScoreSnapshot.scored_at, ScoreSnapshot.features)
+    ).all()
+    return ReportFrames(
+        leads=_frame(leads, ["lead_id", "created_at", "source", "lead_type", "attributes"]),
+        events=_frame(events, ["lead_id", "outcome", "occurred_at", "amount", "sequence"]),
+        snapshots=_frame(snapshots, ["lead_id", "scored_at", "features"]),
     )
 
 

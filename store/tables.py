@@ -27,12 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-#: Outcomes that close a lead; the model learns won (1) against lost and disqualified (0).
-CLOSING_OUTCOMES = ("won", "lost", "disqualified")
-#: Steps of a lead's life before it closes, for the follow-up SLA: marketing hands it over to
-#: sales, sales contacts it.
-LIFECYCLE_EVENTS = ("handed_over", "contacted")
-OUTCOME_KINDS = CLOSING_OUTCOMES + LIFECYCLE_EVENTS
+from store.outcomes import Outcome
 
 #: Explicit constraint names keep migrations identical on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -106,7 +101,7 @@ class OutcomeEvent(Base):
     __tablename__ = "outcome_events"
     __table_args__ = (
         CheckConstraint(
-            "outcome IN (" + ", ".join(f"'{o}'" for o in OUTCOME_KINDS) + ")",
+            "outcome IN (" + ", ".join(f"'{o}'" for o in Outcome) + ")",
             name="outcome_known",
         ),
         Index(None, "lead_id", "occurred_at"),

@@ -20,7 +20,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from features.schema import DEMO_SCHEMA_PATH, LeadSchema, load_schema
 from store.db import make_engine, migrate
 from store.demo_funnel import DemoFunnel, generate_demo_funnel
-from tests.support import TrainedSetup, open_store, train_setup
+from store.repository import training_frames
+from tests.support import NOW, TrainedSetup, open_store, train_setup
+from training.dataset import AS_OF, shuffle_outcomes_before
+from training.pipeline import TrainedCandidate, TrainingConfig, train_candidate
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 SMALL_FUNNEL_LEADS = 6_000
@@ -96,7 +99,21 @@ def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
 def trained(
     tmp_path_factory: pytest.TempPathFactory, small_funnel: DemoFunnel, demo_schema: LeadSchema
 ) -> Iterator[TrainedSetup]:
-    """One real model, trained on the small demo funnel and registered in a real MLflow store."""
+    """One real model, trained on the small demo funnel and registered in a real MLflow store:
+    every test that needs "a trained model" uses this one."""
     setup = train_setup(tmp_path_factory.mktemp("trained"), small_funnel, demo_schema)
     yield setup
     setup.close()
+
+
+@pytest.fixture(scope="session")
+def noisy_candidate(trained: TrainedSetup, demo_schema: LeadSchema) -> TrainedCandidate:
+    """A challenger that learnt from noise: the same leads with their outcomes shuffled among
+    those older than the holdout, judged on the true holdout. Its own fit (the only way to get
+    a worse model honestly), shared by every test of the promotion gate."""
+    with trained.sessions() as session:
+        frames = training_frames(session)
+    cutoff = trained.run.candidate.holdout[AS_OF].min()
+    return train_candidate(
+        shuffle_outcomes_before(frames, cutoff), demo_schema, TrainingConfig(), NOW
+    )

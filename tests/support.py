@@ -6,13 +6,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mlflow import MlflowClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from features.schema import LeadSchema
+from features.schema import LeadSchema, load_schema
+from models.registry import load_champion, mlflow_client
+from reports.funnel_plan import Target
+from reports.quality_page import log_quality_page
+from reports.service import ReportRun, write_reports
 from serving.settings import Settings
 from store.db import make_engine, migrate, session_factory
 from store.demo_funnel import DemoFunnel, load_demo_funnel
-from training.run import TrainingRun, train_and_register
+from training.pipeline import TrainedCandidate, TrainingConfig
+from training.service import TrainingRun, judge, register_run, train_and_register
+from training.tracking import TrackingTarget
 
 #: The tests' "now": just after the demo funnel's last day.
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
@@ -42,12 +49,62 @@ def seed(sessions: sessionmaker[Session], funnel: DemoFunnel, schema: LeadSchema
         load_demo_funnel(session, funnel, schema, PII_KEY, NOW)
 
 
+def train(settings: Settings, sessions: sessionmaker[Session], now: datetime = NOW) -> TrainingRun:
+    """`leadloop train` on `settings`' MLflow store, as the CLI wires it."""
+
+    return train_and_register(
+        sessions,
+        mlflow_client(settings.mlflow_tracking_uri),
+        load_schema(settings.schema_path),
+        settings.tracking_target(),
+        now,
+        settings.training_config(),
+    )
+
+
+def register_candidate(
+    client: MlflowClient, target: TrackingTarget, candidate: TrainedCandidate
+) -> TrainingRun:
+    """What `train_and_register` does after fitting, for a candidate fitted earlier: judge it
+    against the registry's champion, log it, register it, move the aliases."""
+    champion = load_champion(client, target.model_name)
+    result = judge(candidate, champion)
+    return register_run(client, target, result, champion, NOW, TrainingConfig())
+
+
+def report(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    out: Path,
+    as_of: datetime | None = None,
+    target: Target | None = None,
+) -> ReportRun:
+    """`leadloop report` on `settings`' store and registry, as the CLI wires it."""
+
+    return write_reports(
+        sessions,
+        mlflow_client(settings.mlflow_tracking_uri),
+        settings.model_name,
+        load_schema(settings.schema_path),
+        out,
+        as_of,
+        target,
+        settings.report_config(),
+    )
+
+
 @dataclass(frozen=True)
 class TrainedSetup:
     settings: Settings
     sessions: sessionmaker[Session]
     funnel: DemoFunnel
     run: TrainingRun
+    #: Where the run's model-quality page was logged (`leadloop train` prints it).
+    quality_page: str
+
+    @property
+    def client(self) -> MlflowClient:
+        return mlflow_client(self.settings.mlflow_tracking_uri)
 
     def close(self) -> None:
         """Return the store's pooled connections (an open one at exit is a ResourceWarning)."""
@@ -61,5 +118,6 @@ def train_setup(
     settings = make_settings(directory, database_url)
     sessions = open_store(settings.database_url)
     seed(sessions, funnel, schema)
-    run = train_and_register(settings, sessions, NOW)
-    return TrainedSetup(settings, sessions, funnel, run)
+    run = train(settings, sessions)
+    page = log_quality_page(mlflow_client(settings.mlflow_tracking_uri), run)
+    return TrainedSetup(settings, sessions, funnel, run, page)

@@ -1,4 +1,8 @@
-"""The closed loop on each backend: score leads, post their outcomes, retrain on them."""
+"""The closed loop on each backend: score leads, post their outcomes, retrain on them.
+
+The first champion is the session's model, registered in this test's own MLflow store (it was
+trained on the same funnel); the retrain is this test's own fit, once per backend.
+"""
 
 from __future__ import annotations
 
@@ -10,21 +14,25 @@ from starlette.testclient import TestClient
 from features.schema import LeadSchema
 from models.registry import CHAMPION, alias_version, mlflow_client
 from serving.app import create_app
-from store.demo_funnel import DemoFunnel
 from store.repository import training_frames
-from tests.support import TrainedSetup, train_setup
+from tests.support import TrainedSetup, make_settings, open_store, register_candidate, seed, train
 from training.dataset import LABEL, ORIGIN, build_training_set
-from training.run import train_and_register
 
 
 def test_scored_leads_and_their_outcomes_feed_the_next_model(
-    tmp_path: Path, database_url: str, demo_schema: LeadSchema, small_funnel: DemoFunnel
+    tmp_path: Path, database_url: str, demo_schema: LeadSchema, trained: TrainedSetup
 ) -> None:
-    setup = train_setup(tmp_path, small_funnel, demo_schema, database_url)
+    settings = make_settings(tmp_path, database_url)
+    sessions = open_store(database_url)
+    seed(sessions, trained.funnel, demo_schema)
+    client = mlflow_client(settings.mlflow_tracking_uri)
+    register_candidate(client, settings.tracking_target(), trained.run.candidate)
     try:
-        check_the_loop(setup, demo_schema)
+        check_the_loop(
+            TrainedSetup(settings, sessions, trained.funnel, trained.run, ""), demo_schema
+        )
     finally:
-        setup.close()
+        sessions.kw["bind"].dispose()
 
 
 def check_the_loop(setup: TrainedSetup, demo_schema: LeadSchema) -> None:
@@ -41,7 +49,7 @@ def check_the_loop(setup: TrainedSetup, demo_schema: LeadSchema) -> None:
     ]
     with TestClient(create_app(setup.settings)) as client:
         scored = client.post("/v1/scores", json={"leads": new_leads})
-        assert scored.status_code == 200 and scored.json()["model_version"] == "1"
+        assert scored.status_code == 200 and scored.json()["model_version"] == "1", scored.text
         closed_at = datetime.now(UTC) + timedelta(seconds=1)
         outcomes = [
             {
@@ -55,7 +63,7 @@ def check_the_loop(setup: TrainedSetup, demo_schema: LeadSchema) -> None:
         posted = client.post("/v1/outcomes", json={"outcomes": outcomes})
         assert posted.json() == {"accepted": 40, "duplicates": 0}
 
-    second = train_and_register(setup.settings, setup.sessions, datetime.now(UTC))
+    second = train(setup.settings, setup.sessions, datetime.now(UTC))
     assert second.model_version == "2"
     loop_ids = {lead["lead_id"] for lead in new_leads}
     assert loop_ids <= set(second.training_lead_ids)

@@ -25,6 +25,7 @@ from features.encoding import FeatureEncoder, fit_encoder
 from features.schema import FieldRole, FieldType, LeadSchema
 from models.boosted import BoostedTrees
 from models.calibration import fit_platt
+from models.card import ModelInfo
 from models.grades import GradeCutoffs
 from models.linear import LinearModel, Term, signed_log1p
 from models.rules import POINT, PointsRules, PointsTable
@@ -92,7 +93,7 @@ class Fitted:
     name: str
     scorer: Scorer
     validation_auc: float
-    info: dict[str, Any]
+    info: ModelInfo
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ def fit_boosted(
     valid: Encoded,
     config: BoosterConfig,
     weights: np.ndarray | None = None,
-) -> tuple[BoostedTrees, dict[str, Any]]:
+) -> tuple[BoostedTrees, ModelInfo]:
     """LightGBM with early stopping on the validation leads."""
     monotone = [_MONOTONE[schema.by_name[name].monotone] for name in encoder.feature_names]
     params = config.lightgbm_params(monotone)
@@ -149,7 +150,7 @@ def fit_boosted(
     booster.free_dataset()
     # Keep only the trees up to the best iteration, so every later predict uses exactly them.
     best = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
-    return BoostedTrees(encoder, best), {"best_iteration": best.num_trees(), "params": params}
+    return BoostedTrees(encoder, best), ModelInfo(best_iteration=best.num_trees(), params=params)
 
 
 def recency_weights(as_of: pd.Series, half_life_share: float) -> np.ndarray:
@@ -241,12 +242,12 @@ def calibrated(
     schema: LeadSchema,
     model: MarginModel,
     valid: Encoded,
-    info: dict[str, Any] | None = None,
+    info: ModelInfo | None = None,
 ) -> Fitted:
     """Platt-calibrate on the validation leads; grade cut-offs are set once a model is chosen."""
     margin = model.margin(valid.x)
     scorer = Scorer(schema, model, fit_platt(margin, valid.y, valid.w), GradeCutoffs())
-    return Fitted(name, scorer, _auc(valid.y, margin, valid.w), info or {})
+    return Fitted(name, scorer, _auc(valid.y, margin, valid.w), info or ModelInfo())
 
 
 def fit_all(

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from features.schema import LeadSchema, SchemaError
+from store.outcomes import latest_closing_outcomes, won_label
 from store.repository import TrainingFrames
 
 # Bookkeeping columns of the training set, apart from the schema's field names.
@@ -22,13 +23,6 @@ OCCURRED_AT = "_occurred_at"
 OUTCOME = "_outcome"
 ORIGIN = "_origin"
 BOOKKEEPING = (LABEL, WEIGHT, CREATED_AT, AS_OF, OCCURRED_AT, OUTCOME, ORIGIN, "lead_id")
-WON = "won"
-
-
-def latest_closing_outcomes(outcomes: pd.DataFrame) -> pd.DataFrame:
-    """One outcome per lead: the latest closing event (a re-opened lead is judged by its end)."""
-    ordered = outcomes.sort_values(["occurred_at", "sequence"], kind="stable")
-    return ordered.drop_duplicates("lead_id", keep="last")
 
 
 def build_training_set(frames: TrainingFrames, schema: LeadSchema) -> pd.DataFrame:
@@ -64,7 +58,7 @@ def build_training_set(frames: TrainingFrames, schema: LeadSchema) -> pd.DataFra
             AS_OF: joined["scored_at"].where(scored, created_at.reset_index(drop=True)),
             OCCURRED_AT: joined["occurred_at"],
             OUTCOME: joined["outcome"],
-            LABEL: (joined["outcome"] == WON).astype(int),
+            LABEL: won_label(joined["outcome"]).astype(int),
             ORIGIN: scored.map({True: "snapshot", False: "lead"}),
         }
     )

@@ -103,10 +103,11 @@ def quality_report(
         field = schema.field_with_role(role)
         if field is not None and field.name in holdout.columns:
             segments[field.name] = by_segment(holdout[field.name], y, p, w)
+    card = candidate.card.model_dump(mode="json", exclude={"candidates", "baselines"})
     return {
         "model_version": model_version,
         "model_kind": candidate.chosen,
-        "card": {k: v for k, v in candidate.card.items() if k not in ("candidates", "baselines")},
+        "card": card,
         "decision": {
             "promoted": decision.promote,
             "reason": decision.reason,
@@ -119,7 +120,7 @@ def quality_report(
         },
         "champion_version": champion["version"] if champion else None,
         "candidates": {
-            name: candidate.evaluations[name].to_dict()
+            name: candidate.evaluations[name].result().model_dump()
             for name in SERVABLE
             if name in candidate.evaluations
         },
@@ -134,5 +135,5 @@ def quality_report(
         },
         "segments": segments,
         "importance": field_importance(candidate),
-        "leaks": candidate.card["leaks"],
+        "leaks": card["leaks"],
     }

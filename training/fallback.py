@@ -14,6 +14,7 @@ import numpy as np
 from features.encoding import fit_encoder
 from features.schema import LeadSchema
 from models.calibration import PlattCalibration
+from models.card import ModelCard, Window
 from models.grades import derive_cutoffs
 from models.scorer import Scorer
 from store.repository import TrainingFrames
@@ -42,19 +43,14 @@ def fallback_scorer(frames: TrainingFrames, schema: LeadSchema, now: datetime) -
     identity = PlattCalibration(1.0, 0.0)
     probability = identity.probability(rules.margin(encoded.x))
     base_rate = float(np.mean(encoded.y))
-    card = {
-        "trained_at": now.isoformat(),
-        "model_kind": "rules",
-        "fallback": True,
-        "training_window": {
-            "start": rows[AS_OF].min().isoformat(),
-            "end": rows[AS_OF].max().isoformat(),
-        },
-        "holdout_window": {},
-        "n_train": len(rows),
-        "n_holdout": 0,
-        "metrics": {},
-        "leaks": [leak.to_dict() for leak in leaks],
-    }
+    card = ModelCard(
+        trained_at=now,
+        model_kind="rules",
+        fallback=True,
+        training_window=Window(start=rows[AS_OF].min(), end=rows[AS_OF].max()),
+        n_train=len(rows),
+        n_holdout=0,
+        leaks=tuple(leaks),
+    )
     grades = derive_cutoffs(probability, base_rate, leads_per_month(frames), None)
     return Scorer(schema, rules, identity, grades, card)

@@ -25,14 +25,13 @@ justification (`accept_leak:` on the field).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
 from features.schema import FieldRole, FieldType, LeadField, LeadSchema
+from models.card import Leak
 from training.dataset import LABEL
 
 MISSING_LEVEL = "<missing>"
@@ -48,27 +47,6 @@ _BINS = 20
 _SMOOTHING = 10.0
 _FOLDS = 5
 _MIN_ROWS = 50
-
-
-@dataclass(frozen=True)
-class Leak:
-    field: str
-    check: str
-    why: str
-    accepted: str | None = None
-
-    @property
-    def excluded(self) -> bool:
-        return self.accepted is None
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "field": self.field,
-            "why": self.why,
-            "check": self.check,
-            "excluded": self.excluded,
-            "accepted_because": self.accepted,
-        }
 
 
 def levels(values: pd.Series, field_type: FieldType) -> pd.Series:
@@ -181,5 +159,7 @@ def find_leaks(
         if reasons:
             checks = ", ".join(check for check, _ in reasons)
             why = "; ".join(text for _, text in reasons)
-            found.append(Leak(name, checks, why, lead_field.accept_leak))
+            found.append(
+                Leak(field=name, check=checks, why=why, accepted_because=lead_field.accept_leak)
+            )
     return found

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from features.schema import LeadSchema
+from models.card import Leak, ModelCard, ModelResult, RunFacts, Window
 from models.grades import derive_cutoffs
 from models.scorer import Scorer
 from store.repository import TrainingFrames
@@ -38,7 +39,7 @@ from training.dataset import (
     censoring_weights,
     open_lead_rows,
 )
-from training.leakage import Leak, find_leaks
+from training.leakage import find_leaks
 from training.metrics import holdout_metrics
 from training.split import NotEnoughDataError, time_split
 
@@ -63,8 +64,8 @@ class Evaluation:
     metrics: dict[str, float]
     probability: np.ndarray  # on the holdout leads, in holdout order
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"validation_auc": self.validation_auc, "holdout": self.metrics}
+    def result(self) -> ModelResult:
+        return ModelResult(validation_auc=self.validation_auc, holdout=self.metrics)
 
 
 @dataclass(frozen=True)
@@ -78,19 +79,20 @@ class TrainedCandidate:
     train: pd.DataFrame  # fitting plus validation leads
     holdout: pd.DataFrame
     leaks: list[Leak]
-    facts: dict[str, Any]  # the parts of the model card every model shares
+    facts: RunFacts  # the parts of the model card every model shares
 
     def switch(self, name: str) -> TrainedCandidate:
         """The same run with another of its models as the challenger."""
         return dataclasses.replace(self, chosen=name)
 
     @cached_property
-    def card(self) -> dict[str, Any]:
-        return self.facts | {
-            "model_kind": self.chosen,
-            "metrics": self.metrics,
-            "model_info": self.fitted[self.chosen].info,
-        }
+    def card(self) -> ModelCard:
+        return ModelCard(
+            **dict(self.facts),
+            model_kind=self.chosen,
+            metrics=self.metrics,
+            model_info=self.fitted[self.chosen].info,
+        )
 
     @cached_property
     def scorer(self) -> Scorer:
@@ -111,8 +113,8 @@ class TrainedCandidate:
         return max(others, key=lambda e: e.metrics["roc_auc"])
 
 
-def _window(rows: pd.DataFrame) -> dict[str, str]:
-    return {"start": rows[AS_OF].min().isoformat(), "end": rows[AS_OF].max().isoformat()}
+def _window(rows: pd.DataFrame) -> Window:
+    return Window(start=rows[AS_OF].min(), end=rows[AS_OF].max())
 
 
 def holdout_leads(candidate: TrainedCandidate) -> list[dict[str, Any]]:
@@ -151,6 +153,40 @@ def choose(fitted: dict[str, Fitted], allowed: tuple[str, ...]) -> str:
     return max(simplest_first, key=lambda name: fitted[name].validation_auc)
 
 
+def with_grades(
+    fitted: dict[str, Fitted],
+    recent: pd.DataFrame,
+    base_rate: float,
+    volume: float,
+    capacity: int | None,
+) -> dict[str, Fitted]:
+    """Each model with grade cut-offs read off its probabilities of the `recent` leads."""
+    graded = {}
+    for name, model in fitted.items():
+        probability = model.scorer.predict_proba(records(recent, model.scorer.feature_fields))
+        cutoffs = derive_cutoffs(probability, base_rate, volume, capacity)
+        scorer = dataclasses.replace(model.scorer, grades=cutoffs)
+        graded[name] = dataclasses.replace(model, scorer=scorer)
+    return graded
+
+
+def evaluate(
+    fitted: dict[str, Fitted], holdout: pd.DataFrame, base_rate: float
+) -> dict[str, Evaluation]:
+    """Every model, and the base rate as a constant, on the same holdout leads."""
+    y, w = holdout[LABEL].to_numpy(), holdout[WEIGHT].to_numpy()
+    evaluations = {}
+    for name, model in fitted.items():
+        probability = model.scorer.predict_proba(records(holdout, model.scorer.feature_fields))
+        metrics = holdout_metrics(y, probability, w)
+        evaluations[name] = Evaluation(name, model.validation_auc, metrics, probability)
+    constant = np.full(len(holdout), base_rate)
+    evaluations["base_rate"] = Evaluation(
+        "base_rate", 0.5, holdout_metrics(y, constant, w), constant
+    )
+    return evaluations
+
+
 def train_candidate(
     frames: TrainingFrames,
     schema: LeadSchema,
@@ -168,50 +204,32 @@ def train_candidate(
     fitted = fit_all(schema, inner.older, inner.newer, config.models, excluded)
     base_rate = float(np.average(inner.older[LABEL], weights=inner.older[WEIGHT]))
     volume = leads_per_month(frames)
-    for name, model in fitted.items():
-        recent = model.scorer.predict_proba(records(inner.newer, model.scorer.feature_fields))
-        cutoffs = derive_cutoffs(recent, base_rate, volume, config.sales_capacity)
-        fitted[name] = dataclasses.replace(
-            model, scorer=dataclasses.replace(model.scorer, grades=cutoffs)
-        )
-    chosen = choose(fitted, config.models.candidates)
-
-    holdout, y, w = outer.newer, outer.newer[LABEL].to_numpy(), outer.newer[WEIGHT].to_numpy()
-    shared_encoder_fields = fitted[chosen].scorer.feature_fields  # all models share the encoder
-    evaluations = {}
-    for name, model in fitted.items():
-        probability = model.scorer.predict_proba(records(holdout, shared_encoder_fields))
-        metrics = holdout_metrics(y, probability, w)
-        evaluations[name] = Evaluation(name, model.validation_auc, metrics, probability)
-    constant = np.full(len(holdout), base_rate)
-    evaluations["base_rate"] = Evaluation(
-        "base_rate", 0.5, holdout_metrics(y, constant, w), constant
-    )
-
+    fitted = with_grades(fitted, inner.newer, base_rate, volume, config.sales_capacity)
+    evaluations = evaluate(fitted, outer.newer, base_rate)
     train = pd.concat([inner.older, inner.newer], ignore_index=True)
-    facts = {
-        "trained_at": trained_at.isoformat(),
-        "training_window": _window(train),
-        "holdout_window": _window(holdout),
-        "n_train": len(train),
-        "n_fit": len(inner.older),
-        "n_validation": len(inner.newer),
-        "n_holdout": len(holdout),
-        "train_win_rate": float(np.average(train[LABEL], weights=train[WEIGHT])),
-        "max_censoring_weight": float(dataset[WEIGHT].max()),
-        "leads_per_month": volume,
-        "sales_capacity": config.sales_capacity,
-        "leaks": [leak.to_dict() for leak in leaks],
-        "candidates": {n: evaluations[n].to_dict() for n in fitted if n in SERVABLE},
-        "baselines": {n: evaluations[n].to_dict() for n in BASELINES},
-    }
+    facts = RunFacts(
+        trained_at=trained_at,
+        training_window=_window(train),
+        holdout_window=_window(outer.newer),
+        n_train=len(train),
+        n_fit=len(inner.older),
+        n_validation=len(inner.newer),
+        n_holdout=len(outer.newer),
+        train_win_rate=float(np.average(train[LABEL], weights=train[WEIGHT])),
+        max_censoring_weight=float(dataset[WEIGHT].max()),
+        leads_per_month=volume,
+        sales_capacity=config.sales_capacity,
+        leaks=tuple(leaks),
+        candidates={n: evaluations[n].result() for n in fitted if n in SERVABLE},
+        baselines={n: evaluations[n].result() for n in BASELINES},
+    )
     return TrainedCandidate(
-        chosen=chosen,
+        chosen=choose(fitted, config.models.candidates),
         fitted=fitted,
         evaluations=evaluations,
         dataset=dataset,
         train=train,
-        holdout=holdout,
+        holdout=outer.newer,
         leaks=leaks,
         facts=facts,
     )

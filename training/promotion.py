@@ -10,11 +10,15 @@ A challenger is promoted only when
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from training.metrics import bootstrap_weights, weighted_aucs
+from models.registry import LoadedScorer
+from training.candidates import SERVABLE
+from training.dataset import LABEL, WEIGHT
+from training.metrics import bootstrap_weights, holdout_metrics, weighted_aucs
+from training.pipeline import TrainedCandidate, holdout_leads
 
 BOOTSTRAP_SAMPLES = 1_000
 CHAMPION_TOLERANCE = 0.01
@@ -100,3 +104,46 @@ def decide_promotion(
         f"than the champion ({c.against}): {c.difference:+.4f} [{c.low:+.4f}, {c.high:+.4f}]",
         comparisons,
     )
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The gate's verdict on a run, with the challenger it judged (which may be the regression
+    put to the gate instead) and the champion's metrics on the same holdout."""
+
+    candidate: TrainedCandidate
+    decision: PromotionDecision
+    champion_metrics: dict[str, float] | None
+
+
+def gate(candidate: TrainedCandidate, champion: LoadedScorer | None) -> GateResult:
+    """Compare the challenger with the best baseline and the champion on the same holdout.
+
+    A challenger that does not clearly beat the logistic regression gives way to it: the
+    regression is servable with exact explanations, and the served model must never be
+    worse than the best baseline. It must then beat the rules score in turn.
+    """
+    y, w = candidate.holdout[LABEL].to_numpy(), candidate.holdout[WEIGHT].to_numpy()
+    baseline = candidate.best_baseline
+    versus_baseline = compare_auc(
+        y, candidate.holdout_probability, baseline.probability, baseline.name, w
+    )
+    if not versus_baseline.low > 0 and baseline.name in SERVABLE:
+        # A second look at the holdout, between two models: said in the reason.
+        result = gate(candidate.switch(baseline.name), champion)
+        note = (
+            f"{candidate.chosen} did not clearly beat the {baseline.name} on the holdout "
+            f"({versus_baseline.difference:+.4f} AUC [{versus_baseline.low:+.4f}, "
+            f"{versus_baseline.high:+.4f}]), so the {baseline.name} was put to the gate: "
+        )
+        return replace(
+            result, decision=replace(result.decision, reason=note + result.decision.reason)
+        )
+    if champion is None:
+        return GateResult(candidate, decide_promotion(versus_baseline, None), None)
+    probability = champion.scorer.predict_proba(holdout_leads(candidate))
+    versus_champion = compare_auc(
+        y, candidate.holdout_probability, probability, f"version {champion.version}", w
+    )
+    decision = decide_promotion(versus_baseline, versus_champion)
+    return GateResult(candidate, decision, holdout_metrics(y, probability, w))

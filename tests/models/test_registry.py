@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from features.schema import parse_schema
-from models.registry import CHALLENGER, CHAMPION, alias_version, load_alias, mlflow_client
+from models.registry import CHALLENGER, CHAMPION, alias_version, load_champion, mlflow_client
 from tests.support import TrainedSetup
 from training.metrics import METRIC_NAMES
 
@@ -41,7 +41,7 @@ def test_pyfunc_flavour_scores_like_the_service(trained: TrainedSetup) -> None:
     mlflow.set_registry_uri(settings.mlflow_tracking_uri)
     pyfunc = mlflow.pyfunc.load_model(f"models:/{settings.model_name}@{CHAMPION}")
     client = mlflow_client(settings.mlflow_tracking_uri)
-    scorer = load_alias(client, settings.model_name, CHAMPION).scorer
+    scorer = load_champion(client, settings.model_name).champion.scorer
     leads = trained.funnel.leads.head(200)
     frame = leads[scorer.feature_fields].astype(
         {"demo_requested": bool, "company_size": float, "page_views": float}
@@ -78,7 +78,7 @@ def test_run_logs_metrics_parameters_schema_and_window(
     assert run.data.metrics["roc_auc"] == pytest.approx(trained.run.metrics["roc_auc"])
     params = run.data.params
     assert params["train_start"] < params["train_end"] <= params["holdout_start"]
-    assert int(params["n_holdout"]) == trained.run.card["n_holdout"]
+    assert int(params["n_holdout"]) == trained.run.card.n_holdout
     assert run.data.tags["promoted"] == "true"
     schema_file = client.download_artifacts(run.info.run_id, "lead_schema.yaml", str(tmp_path))
     assert parse_schema(Path(schema_file).read_text()).name == "demo-b2b"

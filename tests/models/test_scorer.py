@@ -53,11 +53,17 @@ def test_load_names_a_missing_file(scorers: dict[str, Scorer], tmp_path: Path) -
         Scorer.load(tmp_path)
 
 
-def test_scores_are_rounded_probabilities_with_absolute_grades(scorer: Scorer) -> None:
-    leads = [{"source": s, "page_views": v} for s in ("referral", "outbound") for v in (0, 40)]
-    for scored in scorer.score(leads):
-        assert scored.score == round(100 * scored.probability)
-        assert scored.grade == scorer.grades.grade(scored.probability)
+def test_a_likelier_lead_never_gets_a_lower_score_or_grade(scorer: Scorer) -> None:
+    leads = [
+        {"source": source, "page_views": views, "demo_requested": demo}
+        for source in ("referral", "outbound", "content_download")
+        for views in (0, 5, 40)
+        for demo in (False, True)
+    ]
+    ranked = sorted(scorer.score(leads), key=lambda s: s.probability)
+    assert [s.score for s in ranked] == sorted(s.score for s in ranked)
+    assert [s.grade for s in ranked] == sorted((s.grade for s in ranked), reverse=True)
+    assert len({s.score for s in ranked}) > 1, "all leads scored alike: nothing was compared"
 
 
 def test_grade_cutoffs_are_absolute_and_ordered() -> None:

@@ -11,12 +11,11 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from features.schema_inference import ColumnRoles
-from reports.run import write_reports
 from serving.app import create_app
 from serving.cli import app as cli
 from store.import_plan import OutcomeMapping
 from store.importing import ImportRequest, import_file
-from tests.support import NOW, PII_KEY, TrainedSetup, make_settings, open_store
+from tests.support import NOW, PII_KEY, TrainedSetup, make_settings, open_store, report
 
 EXPORT = """id,visits,source,stage,created,closed
 a,3,ads,won,2025-01-01,2025-02-01
@@ -32,7 +31,7 @@ def pages_of(out: Path) -> dict[str, str]:
 def test_an_empty_store_gets_reports_that_say_so(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     sessions = open_store(settings.database_url)
-    run = write_reports(settings, sessions, tmp_path / "out", None, None)
+    run = report(settings, sessions, tmp_path / "out", None, None)
     sessions.kw["bind"].dispose()
     files = pages_of(run.out)
     assert {"index.html", "alerts.json", "kpis.json", "drift.html"} <= set(files)
@@ -57,7 +56,7 @@ def test_an_imported_store_without_lifecycle_events(tmp_path: Path) -> None:
         PII_KEY,
         NOW,
     )
-    run = write_reports(
+    run = report(
         settings.model_copy(update={"schema_path": tmp_path / "schema.yaml"}),
         sessions,
         tmp_path / "out",
@@ -75,19 +74,19 @@ def test_a_champion_newer_than_the_report_date_is_not_used(
     trained: TrainedSetup, tmp_path: Path
 ) -> None:
     """Judging March's leads with a model that learnt from July would be hindsight."""
-    holdout_end = pd.Timestamp(trained.run.card["holdout_window"]["end"])
+    holdout_end = pd.Timestamp(trained.run.card.seen_until)
     early = holdout_end - pd.Timedelta(days=120)
-    run = write_reports(trained.settings, trained.sessions, tmp_path, early.to_pydatetime(), None)
+    run = report(trained.settings, trained.sessions, tmp_path, early.to_pydatetime(), None)
     assert run.kpis["champion_version"] is None and run.kpis["as_of"] == early.isoformat()
     health = json.loads((tmp_path / "model_health.json").read_text())
     assert health["grades"] == [] and "predates" in health["note"]
-    later = write_reports(trained.settings, trained.sessions, tmp_path / "now", None, None)
+    later = report(trained.settings, trained.sessions, tmp_path / "now", None, None)
     assert later.kpis["champion_version"] == "1"
 
 
 def test_a_second_run_leaves_no_stale_file(trained: TrainedSetup, tmp_path: Path) -> None:
     (tmp_path / "old_report.html").write_text("from another time")
-    write_reports(trained.settings, trained.sessions, tmp_path, None, None)
+    report(trained.settings, trained.sessions, tmp_path, None, None)
     assert not (tmp_path / "old_report.html").exists()
     assert not list(tmp_path.glob(".*partial"))
 

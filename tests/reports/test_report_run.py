@@ -14,13 +14,13 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from features.schema import LeadSchema
-from reports.run import ReportRun, write_reports
+from reports.service import ReportRun
 from serving.app import create_app
 from serving.cli import app as cli
 from serving.settings import Settings
 from store.demo_funnel import DemoFunnel
 from tests.reports.test_model_quality import Balanced
-from tests.support import NOW, TrainedSetup, open_store, seed
+from tests.support import NOW, TrainedSetup, open_store, report, seed
 
 REPORTS = ("source_quality", "follow_up", "funnel_plan", "model_health", "drift")
 CANARY_EMAIL = "canary.bird@leak-test.example"
@@ -74,7 +74,7 @@ def written(
             for kind in ("handed_over", "contacted")
         ]
         assert client.post("/v1/outcomes", json={"outcomes": events}).status_code == 200
-    run = write_reports(settings, sessions, settings.reports_dir, None, None)
+    run = report(settings, sessions, settings.reports_dir, None, None)
     sessions.kw["bind"].dispose()
     yield Written(settings, run)
 

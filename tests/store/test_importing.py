@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from benchmarks.common import SHARED
+from benchmarks.datasets import maven_crm, x_education
 from features.schema import FieldRole, FieldType, load_schema
 from features.schema_inference import ColumnRoles
-from reports.bench_quality import SHARED, maven_crm, x_education
 from store.export_reader import ImportFileError
 from store.import_plan import OutcomeMapping
 from store.importing import ImportRequest, MalformedRowsError, import_file

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benchmarks import datasets
+from benchmarks.common import SHARED
 from features.schema import LeadField, LeadSchema
-from reports import bench_quality
-from reports.bench_quality import SHARED
 from store.importing import ImportRequest, import_file
 from store.repository import TrainingFrames, training_frames
 from tests.support import NOW, PII_KEY, TrainedSetup, open_store
@@ -88,7 +88,7 @@ def test_a_written_justification_keeps_a_flagged_field(synthetic: tuple) -> None
     reason = "Set by the web form before any sales contact; audited 2026-10."
     schema = schema_of(LeadField(name="after_call", type="categorical", accept_leak=reason))
     (leak,) = find_leaks(schema, older, newer, open_)
-    assert not leak.excluded and leak.to_dict()["accepted_because"] == reason
+    assert not leak.excluded and leak.model_dump()["accepted_because"] == reason
 
 
 def test_levels_bin_numbers_and_keep_missing_apart() -> None:
@@ -100,7 +100,7 @@ def test_levels_bin_numbers_and_keep_missing_apart() -> None:
 
 def test_the_demo_funnel_has_nothing_to_exclude(trained: TrainedSetup) -> None:
     """The demo's leak (sales_rating) is marked not known at scoring, so it is never checked."""
-    assert trained.run.card["leaks"] == []
+    assert trained.run.card.leaks == ()
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ def x_education(tmp_path_factory: pytest.TempPathFactory) -> Imported:
     directory = tmp_path_factory.mktemp("x_education")
     return import_and_guard(
         directory,
-        bench_quality.x_education(directory),
+        datasets.x_education(directory),
     )
 
 
@@ -142,6 +142,7 @@ def test_x_education_sales_filled_fields_are_flagged(x_education: Imported) -> N
 
 
 def test_flagged_fields_never_reach_the_model(x_education: Imported) -> None:
+    # Its own fit: a real export with real leaks, which the demo funnel does not have.
     candidate = train_candidate(x_education.frames, x_education.schema, TrainingConfig(), NOW)
     excluded = {leak.field for leak in candidate.leaks if leak.excluded}
     assert excluded == set(x_education.leaks)
@@ -154,6 +155,6 @@ def test_flagged_fields_never_reach_the_model(x_education: Imported) -> None:
 def test_maven_close_value_is_flagged(tmp_path: Path) -> None:
     imported = import_and_guard(
         tmp_path,
-        bench_quality.maven_crm(tmp_path),
+        datasets.maven_crm(tmp_path),
     )
     assert "close_value" in imported.leaks and "product" not in imported.leaks

@@ -1,4 +1,8 @@
-"""Training runs end to end: choices, the promotion gate in the registry, refusals."""
+"""Training runs end to end: choices, the promotion gate in the registry, refusals.
+
+Every test reads the session's one training run (`trained`) or registers its candidates again
+in a registry of its own; only the determinism check fits a model of its own.
+"""
 
 from __future__ import annotations
 
@@ -7,37 +11,43 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session, sessionmaker
+from mlflow import MlflowClient
 
 from features.schema import LeadSchema
 from models.registry import (
     CHALLENGER,
     CHAMPION,
+    ChampionLookup,
     RegistryError,
     alias_version,
     champion_history,
+    load_champion,
     mlflow_client,
     promote_by_hand,
     rollback,
 )
-from store.demo_funnel import DemoFunnel, generate_demo_funnel
+from store.demo_funnel import generate_demo_funnel
 from store.repository import training_frames
-from store.tables import Lead, OutcomeEvent
-from tests.support import NOW, TrainedSetup, make_settings, open_store, seed, train_setup
+from tests.support import (
+    NOW,
+    TrainedSetup,
+    make_settings,
+    open_store,
+    register_candidate,
+    seed,
+    train,
+)
 from training.candidates import BASELINES, SERVABLE
 from training.dataset import AS_OF, CREATED_AT, LABEL, OCCURRED_AT, WEIGHT, build_training_set
 from training.metrics import METRIC_NAMES
-from training.pipeline import TrainedCandidate, TrainingConfig, train_candidate
-from training.run import train_and_register
+from training.pipeline import TrainedCandidate, TrainingConfig, choose, train_candidate
 from training.split import NotEnoughDataError
+from training.tracking import TrackingTarget
 
 
 @pytest.fixture(scope="module")
-def candidate(trained: TrainedSetup, demo_schema: LeadSchema) -> TrainedCandidate:
-    with trained.sessions() as session:
-        frames = training_frames(session)
-    return train_candidate(frames, demo_schema, TrainingConfig(), NOW)
+def candidate(trained: TrainedSetup) -> TrainedCandidate:
+    return trained.run.candidate
 
 
 def test_every_candidate_and_baseline_is_measured_on_the_same_holdout(
@@ -49,16 +59,15 @@ def test_every_candidate_and_baseline_is_measured_on_the_same_holdout(
         assert len(evaluation.probability) == len(candidate.holdout)
     assert candidate.evaluations["base_rate"].metrics["roc_auc"] == 0.5
     assert candidate.chosen in SERVABLE
-    assert candidate.card["baselines"]["rules"]["holdout"] == (
-        candidate.evaluations["rules"].metrics
-    )
+    assert candidate.card.baselines["rules"].holdout == candidate.evaluations["rules"].metrics
 
 
 def test_the_challenger_is_the_best_servable_model_on_validation(
     candidate: TrainedCandidate,
 ) -> None:
     validation = {n: candidate.evaluations[n].validation_auc for n in SERVABLE}
-    assert validation[candidate.chosen] == max(validation.values())
+    # The run's own choice, before the gate may have put the regression forward instead.
+    assert validation[choose(candidate.fitted, SERVABLE)] == max(validation.values())
 
 
 def test_holdout_is_newer_than_every_training_lead(candidate: TrainedCandidate) -> None:
@@ -84,49 +93,37 @@ def test_recent_closed_leads_weigh_more_the_less_time_they_had(
 def test_training_is_deterministic(
     candidate: TrainedCandidate, trained: TrainedSetup, demo_schema: LeadSchema
 ) -> None:
+    # Its own fit: determinism is a second fit on the same data giving the same model.
     with trained.sessions() as session:
         again = train_candidate(training_frames(session), demo_schema, TrainingConfig(), NOW)
-    assert again.metrics == candidate.metrics and again.chosen == candidate.chosen
+    for name, evaluation in candidate.evaluations.items():
+        assert again.evaluations[name].metrics == evaluation.metrics, name
+    assert choose(again.fitted, SERVABLE) == choose(candidate.fitted, SERVABLE)
 
 
 @pytest.fixture
-def setup(
-    tmp_path: Path, small_funnel: DemoFunnel, demo_schema: LeadSchema
-) -> Iterator[TrainedSetup]:
-    """A store and MLflow registry of its own, with version 1 already champion."""
-    fresh = train_setup(tmp_path, small_funnel, demo_schema)
-    yield fresh
-    fresh.close()
+def registry(tmp_path: Path) -> Iterator[tuple[MlflowClient, TrackingTarget]]:
+    """An empty MLflow store of the test's own."""
+    settings = make_settings(tmp_path)
+    yield mlflow_client(settings.mlflow_tracking_uri), settings.tracking_target()
 
 
-def shuffle_old_outcomes(sessions: sessionmaker[Session], before_share: float = 0.75) -> None:
-    """Permute outcomes among the older leads: a challenger trained on noise, judged on truth."""
-    with sessions.begin() as session:
-        rows = session.execute(
-            select(OutcomeEvent.id, OutcomeEvent.outcome, Lead.created_at)
-            .join(Lead, Lead.lead_id == OutcomeEvent.lead_id)
-            .order_by(Lead.created_at)
-        ).all()
-        old = rows[: int(len(rows) * before_share)]
-        permuted = np.random.default_rng(0).permutation([r.outcome for r in old])
-        session.execute(
-            update(OutcomeEvent),
-            [{"id": r.id, "outcome": str(o)} for r, o in zip(old, permuted, strict=True)],
-        )
+def test_the_gate_in_the_registry(
+    registry: tuple[MlflowClient, TrackingTarget],
+    candidate: TrainedCandidate,
+    noisy_candidate: TrainedCandidate,
+) -> None:
+    client, target = registry
+    name = target.model_name
+    first = register_candidate(client, target, candidate)
+    assert first.promoted and "no champion yet" in first.decision.reason
 
-
-def test_the_gate_in_the_registry(setup: TrainedSetup) -> None:
-    client = mlflow_client(setup.settings.mlflow_tracking_uri)
-    name = setup.settings.model_name
-    assert setup.run.promoted and "no champion yet" in setup.run.decision.reason
-
-    again = train_and_register(setup.settings, setup.sessions, NOW)
-    assert again.model_version == "2" and again.promoted  # as good, on more recent data
+    again = register_candidate(client, target, candidate)
+    assert again.model_version == "2" and again.promoted  # as good: a retrain replaces it
     assert again.champion_metrics["roc_auc"] == pytest.approx(again.metrics["roc_auc"])
     assert str(alias_version(client, name, CHAMPION).version) == "2"
 
-    shuffle_old_outcomes(setup.sessions)
-    noise = train_and_register(setup.settings, setup.sessions, NOW)
+    noise = register_candidate(client, target, noisy_candidate)
     assert noise.model_version == "3" and not noise.promoted
     assert noise.metrics["roc_auc"] < again.metrics["roc_auc"] - 0.05
     assert str(alias_version(client, name, CHAMPION).version) == "2"
@@ -135,12 +132,15 @@ def test_the_gate_in_the_registry(setup: TrainedSetup) -> None:
     assert champion_history(client, name) == ["1", "2"]
 
 
-def test_promote_and_rollback_by_hand(setup: TrainedSetup) -> None:
-    client = mlflow_client(setup.settings.mlflow_tracking_uri)
-    name = setup.settings.model_name
+def test_promote_and_rollback_by_hand(
+    registry: tuple[MlflowClient, TrackingTarget], candidate: TrainedCandidate
+) -> None:
+    client, target = registry
+    name = target.model_name
+    register_candidate(client, target, candidate)
     with pytest.raises(RegistryError, match="no earlier champion"):
         rollback(client, name, "ana", "nothing to undo")
-    train_and_register(setup.settings, setup.sessions, NOW)
+    register_candidate(client, target, candidate)
     promote_by_hand(client, name, "1", "ana", "v2 mis-scores the partner channel")
     assert str(alias_version(client, name, CHAMPION).version) == "1"
     tags = client.get_model_version(name, "1").tags
@@ -160,7 +160,7 @@ def test_an_empty_store_is_refused_with_a_reason(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     sessions = open_store(settings.database_url)
     with pytest.raises(NotEnoughDataError, match="too few"):
-        train_and_register(settings, sessions, NOW)
+        train(settings, sessions)
     sessions.kw["bind"].dispose()
 
 
@@ -175,21 +175,33 @@ def test_too_few_outcomes_are_refused_with_what_is_missing(
     won, not_won = int(rows[LABEL].sum()), int((rows[LABEL] == 0).sum())
     assert won < 120 <= not_won
     with pytest.raises(NotEnoughDataError) as refused:
-        train_and_register(settings, sessions, NOW)
+        train(settings, sessions)
     message = str(refused.value)
     assert f"{120 - won} more won and 0 more lost" in message and "rules score" in message
     sessions.kw["bind"].dispose()
 
 
-def test_a_champion_this_leadloop_cannot_read_is_named_not_compared(setup: TrainedSetup) -> None:
+def test_a_champion_this_leadloop_cannot_read_is_named_not_compared(
+    registry: tuple[MlflowClient, TrackingTarget], candidate: TrainedCandidate
+) -> None:
     """A registry written by an older leadloop: the run says so instead of failing."""
-    client = mlflow_client(setup.settings.mlflow_tracking_uri)
-    uri = client.get_model_version_download_uri(setup.settings.model_name, "1")
+    client, target = registry
+    register_candidate(client, target, candidate)
+    uri = client.get_model_version_download_uri(target.model_name, "1")
     (document,) = Path(uri.removeprefix("file://")).rglob("scorer.json")
     document.write_text(document.read_text().replace('"format_version": 2', '"format_version": 1'))
-    run = train_and_register(setup.settings, setup.sessions, NOW)
-    assert run.champion_version is None
-    assert "could not be loaded" in run.decision.reason and "format 1" in run.decision.reason
+    lookup = load_champion(client, target.model_name)
+    assert lookup.champion is None and "format 1" in lookup.problem
+    run = register_candidate(client, target, candidate)
+    assert run.champion_version is None and run.champion_metrics is None
+    assert "not compared" in run.decision.reason and "format 1" in run.decision.reason
+
+
+def test_without_a_champion_the_lookup_has_no_problem(
+    registry: tuple[MlflowClient, TrackingTarget],
+) -> None:
+    client, target = registry
+    assert load_champion(client, target.model_name) == ChampionLookup(None)
 
 
 def test_a_guard_that_leaves_no_field_is_refused(

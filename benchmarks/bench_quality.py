@@ -9,36 +9,27 @@ Writes `reports/bench/quality.md`.
 
 from __future__ import annotations
 
-import os
-import platform
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib.metadata import version
 from pathlib import Path
 
 from sklearn.metrics import roc_auc_score
 from sqlalchemy.orm import Session, sessionmaker
 
+from benchmarks import datasets
+from benchmarks.common import KEY, NOW, SHARED, TABLES, machine, scratch_store, write_table
 from features.schema import DEMO_SCHEMA_PATH, LeadSchema, load_schema
-from features.schema_inference import ColumnRoles
 from models.registry import LoadedScorer
-from store.db import make_engine, migrate, session_factory
 from store.demo_funnel import generate_demo_funnel, load_demo_funnel
-from store.import_plan import OutcomeMapping
 from store.importing import ImportRequest, import_file
 from store.repository import TrainingFrames, training_frames
 from training.dataset import AS_OF, LABEL, WEIGHT, shuffle_outcomes_before
 from training.pipeline import TrainedCandidate, TrainingConfig, train_candidate
-from training.run import gate
+from training.promotion import gate
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
-OUTPUT = ROOT / "reports" / "bench" / "quality.md"
-NOW = datetime(2026, 11, 2, tzinfo=UTC)
-KEY = b"bench"
 DEMO_SEEDS = (0, 1, 2, 3, 4)
 
 
@@ -52,12 +43,6 @@ class Result:
     best_achievable: float | None = None
 
 
-def scratch_store(directory: Path) -> sessionmaker[Session]:
-    engine = make_engine(f"sqlite:///{directory}/store.db")
-    migrate(engine)
-    return session_factory(engine)
-
-
 def _run(
     name: str, load: Callable[[sessionmaker[Session], Path], LeadSchema]
 ) -> tuple[Result, TrainingFrames]:
@@ -68,10 +53,11 @@ def _run(
         with sessions() as session:
             frames = training_frames(session)
         candidate = train_candidate(frames, schema, TrainingConfig(), NOW)
-        challenger, decision, _ = gate(candidate, None)
+        judged = gate(candidate, None)
         seconds = time.perf_counter() - started
         sessions.kw["bind"].dispose()
-    return Result(name, challenger, challenger.chosen, decision.promote, seconds), frames
+    challenger = judged.candidate
+    return Result(name, challenger, challenger.chosen, judged.decision.promote, seconds), frames
 
 
 def demo(seed: int) -> tuple[Result, TrainingFrames]:
@@ -93,27 +79,6 @@ def demo(seed: int) -> tuple[Result, TrainingFrames]:
     return Result(**{**result.__dict__, "best_achievable": float(best)}), frames
 
 
-def x_education(directory: Path) -> ImportRequest:
-    """X Education's leads, imported as the issue and the README show."""
-    return ImportRequest(
-        path=SHARED / "x_education" / "Leads.csv",
-        roles=ColumnRoles(id="Prospect ID", source="Lead Source"),
-        outcomes=OutcomeMapping("Converted", frozenset({"1"}), frozenset({"0"})),
-        schema_out=directory / "x_education.yaml",
-    )
-
-
-def maven_crm(directory: Path) -> ImportRequest:
-    """Maven CRM's pipeline: Won / Lost closed, Engaging and Prospecting open."""
-    return ImportRequest(
-        path=SHARED / "maven_crm" / "sales_pipeline.csv",
-        roles=ColumnRoles(id="opportunity_id", time="engage_date"),
-        outcomes=OutcomeMapping("deal_stage", frozenset({"Won"}), frozenset({"Lost"})),
-        schema_out=directory / "maven_crm.yaml",
-        closed_at="close_date",
-    )
-
-
 def imported(name: str, request: Callable[[Path], ImportRequest]) -> Result:
     def load(sessions: sessionmaker[Session], directory: Path) -> LeadSchema:
         return import_file(request(directory), sessions, KEY, NOW).schema
@@ -128,7 +93,7 @@ def shuffled_challenger(champion: TrainedCandidate, frames: TrainingFrames) -> s
         shuffle_outcomes_before(frames, cutoff), champion.scorer.schema, TrainingConfig(), NOW
     )
     loaded = LoadedScorer(champion.scorer, version="demo champion", run_id="")
-    _, decision, _ = gate(noisy, loaded)
+    decision = gate(noisy, loaded).decision
     verdict = "promoted (a failure)" if decision.promote else "not promoted"
     return f"{verdict}: {decision.reason}"
 
@@ -152,11 +117,11 @@ def _model_rows(result: Result) -> list[str]:
 
 def _section(result: Result) -> list[str]:
     card = result.candidate.card
-    leaks = [leak["field"] for leak in card["leaks"] if leak["excluded"]]
+    leaks = card.excluded_fields
     lines = [
         f"### {result.name}",
         "",
-        f"{card['n_train']:,} training leads, {card['n_holdout']:,} holdout leads; "
+        f"{card.n_train:,} training leads, {card.n_holdout:,} holdout leads; "
         f"trained and compared in {result.seconds:.1f} s; "
         f"{'promoted' if result.promoted else 'not promoted'} against the baselines.",
         "",
@@ -171,31 +136,6 @@ def _section(result: Result) -> list[str]:
             f"| best achievable (true probabilities) | {result.best_achievable:.4f} | | | |"
         )
     return [*lines, ""]
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        names = [
-            line.split(":", 1)[1].strip()
-            for line in cpuinfo.read_text().splitlines()
-            if line.startswith("model name")
-        ]
-        cpu = names[0] if names else cpu
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    packages = ", ".join(f"{p} {version(p)}" for p in ("lightgbm", "scikit-learn", "pandas"))
-    return (
-        f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB; Python {platform.python_version()}; "
-        f"{packages}"
-    )
-
-
-def write_table(path: Path, lines: list[str]) -> None:
-    """Write a benchmark's Markdown table and say where."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines), encoding="utf-8")
-    print(f"wrote {path}")
 
 
 def main() -> None:
@@ -215,35 +155,8 @@ def main() -> None:
         )
     shuffled = shuffled_challenger(demos[0][0].candidate, demos[0][1])
     if SHARED.is_dir():
-        sections.append(
-            _section(
-                imported(
-                    "X Education (Leads.csv)",
-                    lambda d: ImportRequest(
-                        path=SHARED / "x_education" / "Leads.csv",
-                        roles=ColumnRoles(id="Prospect ID", source="Lead Source"),
-                        outcomes=OutcomeMapping("Converted", frozenset({"1"}), frozenset({"0"})),
-                        schema_out=d / "schema.yaml",
-                    ),
-                )
-            )
-        )
-        sections.append(
-            _section(
-                imported(
-                    "Maven CRM (sales_pipeline.csv)",
-                    lambda d: ImportRequest(
-                        path=SHARED / "maven_crm" / "sales_pipeline.csv",
-                        roles=ColumnRoles(id="opportunity_id", time="engage_date"),
-                        outcomes=OutcomeMapping(
-                            "deal_stage", frozenset({"Won"}), frozenset({"Lost"})
-                        ),
-                        schema_out=d / "schema.yaml",
-                        closed_at="close_date",
-                    ),
-                )
-            )
-        )
+        sections.append(_section(imported("X Education (Leads.csv)", datasets.x_education)))
+        sections.append(_section(imported("Maven CRM (sales_pipeline.csv)", datasets.maven_crm)))
     else:
         sections.append([f"X Education and Maven CRM skipped: {SHARED} is absent.", ""])
     text = [
@@ -268,7 +181,7 @@ def main() -> None:
         f"the seed-0 model as champion): {shuffled}.",
         "",
     ]
-    write_table(OUTPUT, text)
+    write_table(TABLES / "quality.md", text)
 
 
 if __name__ == "__main__":

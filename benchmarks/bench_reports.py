@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmarks.common import KEY, NOW, TABLES, machine, scratch_store, write_table
 from features.schema import DEMO_SCHEMA_PATH, load_schema
-from reports.bench_quality import KEY, NOW, machine, scratch_store, write_table
+from models.registry import mlflow_client
 from reports.data import build_report_data
-from reports.run import write_reports
+from reports.service import write_reports
 from reports.source_quality import outcome_horizon, source_changes
-from serving.settings import Settings
 from store.demo_funnel import (
     COLLAPSE_AT,
     COLLAPSING_SOURCE,
@@ -33,37 +33,39 @@ from store.demo_funnel import (
     generate_demo_funnel,
     load_demo_funnel,
 )
-from training.run import train_and_register
+from store.repository import ReportFrames
+from training.service import train_and_register
+from training.tracking import TrackingTarget
 
-OUTPUT = Path(__file__).resolve().parent / "bench" / "reports.md"
 SEEDS = range(20)
 SWEEP_DAYS = range(30, 221, 10)
 TIMING_SIZES = (20_000, 200_000)
 
 
-def _tables(funnel: DemoFunnel) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def _frames(funnel: DemoFunnel) -> ReportFrames:
     """The funnel as the store would return it (no PII: attributes are not needed here)."""
     leads = funnel.leads[["lead_id", "created_at", "source", "lead_type"]].assign(attributes=None)
-    events = pd.concat([funnel.outcomes, funnel.lifecycle]).rename(columns={"outcome": "kind"})
+    events = pd.concat([funnel.outcomes, funnel.lifecycle], ignore_index=True)
+    events = events[["lead_id", "outcome", "occurred_at", "amount"]].assign(sequence=events.index)
     snapshots = pd.DataFrame(columns=["lead_id", "scored_at", "features"])
-    return leads, events[["lead_id", "kind", "occurred_at", "amount"]], snapshots
+    return ReportFrames(leads, events, snapshots)
 
 
-def _dropped(tables: tuple, as_of: pd.Timestamp) -> list[dict]:
+def _dropped(frames: ReportFrames, as_of: pd.Timestamp) -> list[dict]:
     schema = load_schema(DEMO_SCHEMA_PATH)
-    data = build_report_data(schema, None, as_of, *tables)
+    data = build_report_data(schema, None, as_of, frames)
     changes = source_changes(data.leads, as_of, outcome_horizon(data.leads, as_of))
     return [c for c in changes if c["dropped"]]
 
 
 def detection(seed: int) -> dict:
-    tables = _tables(generate_demo_funnel(seed=seed))
+    frames = _frames(generate_demo_funnel(seed=seed))
     change_day = pd.Timestamp(COLLAPSE_AT.date(), tz="UTC")
-    at_end = _dropped(tables, pd.Timestamp(END))
+    at_end = _dropped(frames, pd.Timestamp(END))
     named = [c for c in at_end if c["source"] == COLLAPSING_SOURCE]
     first_named, false_in_sweep = None, False
     for days in SWEEP_DAYS:
-        found = _dropped(tables, pd.Timestamp(COLLAPSE_AT) + pd.Timedelta(days=days))
+        found = _dropped(frames, pd.Timestamp(COLLAPSE_AT) + pd.Timedelta(days=days))
         false_in_sweep |= any(c["source"] != COLLAPSING_SOURCE for c in found)
         if first_named is None and any(c["source"] == COLLAPSING_SOURCE for c in found):
             first_named = days
@@ -84,21 +86,18 @@ def timing(n_leads: int) -> dict:
     schema = load_schema(DEMO_SCHEMA_PATH)
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        settings = Settings(
-            env="test",
-            database_url=f"sqlite:///{directory}/store.db",
-            mlflow_tracking_uri=f"sqlite:///{directory}/mlflow.db",
-            mlflow_artifact_root=str(directory / "artifacts"),
-            reports_dir=directory / "out",
-        )
+        client = mlflow_client(f"sqlite:///{directory}/mlflow.db")
+        target = TrackingTarget("lead-scoring", "bench", (directory / "artifacts").as_uri())
         sessions = scratch_store(directory)
         with sessions.begin() as session:
             load_demo_funnel(session, generate_demo_funnel(n_leads, seed=0), schema, KEY, NOW)
         started = time.perf_counter()
-        train_and_register(settings, sessions, NOW)
+        train_and_register(sessions, client, schema, target, NOW)
         trained = time.perf_counter() - started
         started = time.perf_counter()
-        run = write_reports(settings, sessions, settings.reports_dir, None, None)
+        run = write_reports(
+            sessions, client, target.model_name, schema, directory / "out", None, None
+        )
         seconds = time.perf_counter() - started
         sessions.kw["bind"].dispose()
     return {
@@ -172,7 +171,7 @@ def main() -> None:
         ],
         "",
     ]
-    write_table(OUTPUT, text)
+    write_table(TABLES / "reports.md", text)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,94 @@
+"""The model card: what a trained scorer knows about its own making, saved with it.
+
+Training writes it, the scorer file carries it, and the API, the CLI and the reports read it as
+typed fields, so a renamed key fails where it is written instead of in six readers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, PlainSerializer, computed_field
+
+#: Times are written as `datetime.isoformat()` text, as every card since the first has been.
+IsoTime = Annotated[AwareDatetime, PlainSerializer(datetime.isoformat, return_type=str)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Window(_Frozen):
+    """When the features of a set of leads were known: the first and the last lead."""
+
+    start: IsoTime
+    end: IsoTime
+
+
+class Leak(_Frozen):
+    """A field the leakage guard flagged, and whether the schema accepts it anyway."""
+
+    field: str
+    check: str
+    why: str
+    #: The schema's written reason to keep the field (`accept_leak`); None excludes it.
+    accepted_because: str | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def excluded(self) -> bool:
+        return self.accepted_because is None
+
+
+class ModelResult(_Frozen):
+    """One fitted model's validation AUC (how it was chosen) and holdout metrics."""
+
+    validation_auc: float
+    holdout: dict[str, float]
+
+
+class ModelInfo(_Frozen):
+    """What the model kind reports about its fit (LightGBM: trees kept and parameters)."""
+
+    best_iteration: int | None = None
+    params: dict[str, Any] = {}
+
+
+class RunFacts(_Frozen):
+    """What a training run knows whichever of its models it serves: data, windows, guard."""
+
+    trained_at: IsoTime
+    training_window: Window
+    #: None for the rules fallback, which is not evaluated on a holdout.
+    holdout_window: Window | None = None
+    n_train: int
+    n_holdout: int
+    n_fit: int | None = None
+    n_validation: int | None = None
+    train_win_rate: float | None = None
+    max_censoring_weight: float | None = None
+    leads_per_month: float | None = None
+    sales_capacity: int | None = None
+    leaks: tuple[Leak, ...] = ()
+    candidates: dict[str, ModelResult] = {}
+    baselines: dict[str, ModelResult] = {}
+
+
+class ModelCard(RunFacts):
+    """A served model's provenance and holdout results."""
+
+    model_kind: str
+    #: The rules score served while no model has been promoted (never registered).
+    fallback: bool = False
+    metrics: dict[str, float] = {}
+    model_info: ModelInfo = ModelInfo()
+
+    @property
+    def seen_until(self) -> datetime:
+        """The newest lead the model learnt from or was judged on."""
+        return (self.holdout_window or self.training_window).end
+
+    @property
+    def excluded_fields(self) -> tuple[str, ...]:
+        return tuple(leak.field for leak in self.leaks if leak.excluded)

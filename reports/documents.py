@@ -1,0 +1,178 @@
+"""Each report's JSON document and its alerts, from what the store held at the report's date.
+
+Pure functions of `ReportData` (Evidently's drift run included: it reads frames, writes
+nothing); `reports.service` reads the store before and writes the files after.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.schema import LeadSchema
+from reports import follow_up, source_quality
+from reports.alerts import Alert
+from reports.data import ReportData
+from reports.funnel_plan import Target, default_target, funnel_plan
+from reports.model_health import model_health
+from store.outcomes import won_label
+
+KPI_DAYS = 30
+#: Without a champion, drift compares the last days with the half-year before them.
+REFERENCE_DAYS = 180
+#: Fewer leads than this on either side of a drift comparison say nothing.
+MIN_DRIFT_LEADS = 50
+
+Document = dict[str, Any]
+
+
+def json_safe(value: Any) -> Any:
+    """JSON-safe values: timestamps as ISO text, periods as text, NaN as null."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, pd.Timestamp | datetime):
+        return value.isoformat()
+    if isinstance(value, pd.Period):
+        return str(value)
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return json_safe(frame.to_dict(orient="records"))
+
+
+def source_quality_report(data: ReportData, horizon: timedelta) -> tuple[Document, list[Alert]]:
+    changes = source_quality.source_changes(data.leads, data.as_of, horizon)
+    table = source_quality.monthly(data.leads, data.as_of, horizon)
+    alerts = [
+        Alert(
+            kind="source_stopped_converting",
+            subject=c["source"],
+            since=c["since"],
+            evidence=(
+                f"won within {horizon.days} days fell from {c['rate_before']:.1%} to "
+                f"{c['rate_after']:.1%} (posterior probability of a change "
+                f"{c['probability']:.3f}; start between {c['since_interval'][0]} and "
+                f"{c['since_interval'][1]})"
+            ),
+            report="source_quality.html",
+        )
+        for c in changes
+        if c["dropped"]
+    ]
+    report = {
+        "horizon_days": horizon.total_seconds() / 86400,
+        "change_probability": source_quality.CHANGE_PROBABILITY,
+        "min_relative_drop": source_quality.MIN_RELATIVE_DROP,
+        "changes": changes,
+        "monthly": _records(table),
+        "predicted_vs_actual": source_quality.predicted_vs_actual(table),
+    }
+    return report, alerts
+
+
+def follow_up_report(data: ReportData, sla_hours: float) -> tuple[Document, list[Alert]]:
+    handed = follow_up.with_response(data.leads, data.as_of, sla_hours)
+    report = {
+        "sla_hours": sla_hours,
+        "hand_overs": len(handed),
+        "breach_rate": float(handed["breached"].mean()) if len(handed) else 0.0,
+        "median_hours": float(handed["response_hours"].median()) if len(handed) else None,
+        "monthly": _records(follow_up.by_source_and_month(handed)),
+        "win_rate_by_response": follow_up.win_rate_by_response(handed),
+    }
+    return report, follow_up.breach_alerts(handed, data.as_of, sla_hours)
+
+
+def funnel_plan_report(
+    data: ReportData,
+    horizon: timedelta,
+    target: Target | None,
+    sales_capacity: int | None,
+    changes: list[dict[str, Any]],
+) -> tuple[Document, list[Alert]]:
+    """The plan for `target` (default: last quarter + 20%), sources that stopped converting
+    counted at their rate since the change."""
+    dropped = {c["source"]: pd.Timestamp(c["since"], tz="UTC") for c in changes if c["dropped"]}
+    chosen = target or default_target(data.leads, data.as_of)
+    plan = funnel_plan(data.leads, data.as_of, horizon, chosen, sales_capacity, dropped)
+    return plan | {"default_target": target is None}, []
+
+
+def model_health_report(data: ReportData) -> tuple[Document, list[Alert]]:
+    if data.champion is None:
+        note = data.no_champion_because or "no champion: nothing to judge"
+        return {"leads": 0, "grades": [], "note": note}, []
+    health, alerts = model_health(data.leads, pd.Timestamp(data.champion.card.seen_until))
+    return health | {"model_version": data.champion.version}, alerts
+
+
+def kpis(data: ReportData, sla_hours: float, days: int = KPI_DAYS) -> Document:
+    """The dashboard's shared figures over the last `days` days."""
+    start = data.as_of - pd.Timedelta(days=days)
+    leads = data.leads
+    created = leads[leads["created_at"] > start]
+    closed = leads[leads["closed_at"] > start]
+    handed = follow_up.with_response(leads[leads["handed_over"] > start], data.as_of, sla_hours)
+    hours = handed["response_hours"]
+    champion = data.champion
+    return {
+        "as_of": data.as_of.isoformat(),
+        "days": days,
+        "leads": int(len(created)),
+        "hand_overs": int(len(handed)),
+        "win_rate": float((closed["outcome"] == "won").mean()) if len(closed) else None,
+        "disqualification_rate": float((closed["outcome"] == "disqualified").mean())
+        if len(closed)
+        else None,
+        "median_hours_to_contact": float(hours.median()) if hours.notna().any() else None,
+        "champion_version": champion.version if champion else None,
+        "champion_auc": champion.card.metrics.get("roc_auc") if champion else None,
+    }
+
+
+def drift_frames(data: ReportData, days: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
+    """Reference (the champion's training window, else the 180 days before) and current."""
+    since = data.as_of - pd.Timedelta(days=days)
+    frame = data.features.assign(
+        prediction=data.leads["probability"], target=won_label(data.leads["outcome"])
+    )
+    created = data.leads["created_at"]
+    if data.champion is not None:
+        window = data.champion.card.training_window
+        start, end = pd.Timestamp(window.start), pd.Timestamp(window.end)
+    else:
+        start, end = since - pd.Timedelta(days=REFERENCE_DAYS), since
+    reference = frame[(created >= start) & (created <= end)]
+    return reference, frame[created > since], since
+
+
+def drift_report(
+    data: ReportData, schema: LeadSchema, days: int
+) -> tuple[Document, list[Alert], Any]:
+    """Evidently's drift of every model field, with its snapshot for the page (None when there
+    are too few leads to compare)."""
+    from reports.drift import drift_report as evidently_drift
+
+    reference, current, since = drift_frames(data, days)
+    if len(reference) < MIN_DRIFT_LEADS or len(current) < MIN_DRIFT_LEADS:
+        note = (
+            f"too few leads to compare: {len(reference)} in the reference window, "
+            f"{len(current)} in the last {days} days"
+        )
+        return {"note": note, "columns": [], "drifted_features": []}, [], None
+    if current["prediction"].isna().all() or reference["prediction"].isna().all():
+        reference = reference.drop(columns="prediction")
+        current = current.drop(columns="prediction")
+    types = {f.name: f.type for f in schema.model_fields_in_order}
+    snapshot, summary, alerts = evidently_drift(reference, current, types, since)
+    return summary, alerts, snapshot

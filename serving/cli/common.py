@@ -1,0 +1,104 @@
+"""What every command shares: the consoles, reading the settings, opening the store and the
+registry, and turning known errors into a message and exit code 2."""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.logging import RichHandler
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from features.schema import SchemaError
+from serving.settings import Settings
+from store.db import make_engine, migrate, session_factory
+from store.export_reader import ImportFileError
+from training.split import NotEnoughDataError
+
+if TYPE_CHECKING:  # importing MLflow takes seconds: only the commands that need it do
+    from mlflow import MlflowClient
+
+# Soft wrap: a line is never broken by Rich (a path printed into a pipe stays whole); a
+# terminal wraps long lines itself.
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+
+def fail(message: str) -> typer.Exit:
+    """Say what is wrong on stderr; raise the result to exit with code 2."""
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code=2)
+
+
+def start() -> Settings:
+    """Send logs to stderr (stdout is for results), quiet MLflow's, and read the settings."""
+    handler = RichHandler(console=err, show_path=False)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[handler], force=True)
+    # MLflow logs its own INFO lines (database set-up, registered versions) on a handler of its
+    # own; they are not results. The variable covers an import still to come, the level one
+    # already made.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    logging.getLogger("mlflow").setLevel(os.environ["MLFLOW_LOGGING_LEVEL"])
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"{_variable(e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise fail(f"invalid settings: {problems}") from None
+
+
+def _variable(loc: tuple[int | str, ...]) -> str:
+    """The environment variable a settings error is about (an alias carries the prefix)."""
+    name = "_".join(map(str, loc)).upper()
+    return name if name.startswith("LEADLOOP_") else f"LEADLOOP_{name or 'SETTINGS'}"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def user() -> str:
+    """Who runs the command, for the registry's record of hand-made decisions."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a container user without a name
+        return "unknown"
+
+
+def open_store(settings: Settings) -> sessionmaker[Session]:
+    """The store at LEADLOOP_DATABASE_URL, migrated to the latest schema."""
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    return session_factory(engine)
+
+
+def open_registry(settings: Settings) -> MlflowClient:
+    """The MLflow store at LEADLOOP_MLFLOW_TRACKING_URI (runs and registered models)."""
+    from models.registry import mlflow_client
+
+    return mlflow_client(settings.mlflow_tracking_uri)
+
+
+@contextmanager
+def reported_errors(*also: type[Exception]) -> Iterator[None]:
+    """Turn errors of configuration and of reachable services (and `also`, a command's own
+    domain errors) into a message and exit code 2."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except (SchemaError, NotEnoughDataError, ImportFileError, *also) as exc:
+        raise fail(str(exc)) from None
+    except SQLAlchemyError as exc:
+        detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise fail(f"the store at LEADLOOP_DATABASE_URL failed: {detail}") from None
+    except MlflowException as exc:
+        raise fail(f"MLflow at LEADLOOP_MLFLOW_TRACKING_URI failed: {exc.message}") from None

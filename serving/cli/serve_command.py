@@ -1,0 +1,22 @@
+"""`serve`: the HTTP API."""
+
+from __future__ import annotations
+
+import typer
+
+from serving.cli.common import reported_errors, start
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", metavar="HOST", help="Interface to listen on."),
+    port: int = typer.Option(8000, min=1, max=65535, metavar="PORT", help="Port to listen on."),
+) -> None:
+    """Serve the champion model over HTTP (FastAPI + uvicorn)."""
+    import uvicorn
+
+    from serving.app import create_app
+
+    settings = start()
+    with reported_errors():
+        api = create_app(settings)
+    uvicorn.run(api, host=host, port=port)

@@ -1,0 +1,43 @@
+"""What the CRM posts back (outcomes) and reads (a lead's score and outcome)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import JSONResponse
+
+from serving import services
+from serving.deps import StateDep
+from serving.schemas import IngestOut, LeadOut, OutcomesIn
+
+router = APIRouter(tags=["feedback"])
+
+
+@router.post("/v1/outcomes", response_model=IngestOut)
+def post_outcomes(body: OutcomesIn, state: StateDep) -> IngestOut | JSONResponse:
+    """Record sales outcomes; an `event_id` already stored is counted as a duplicate."""
+    events = [event.model_dump() for event in body.outcomes]
+    try:
+        counts = services.record_outcomes(state.sessions, events, datetime.now(UTC))
+    except services.InvalidOutcomesError as exc:
+        return _unprocessable(exc.problems)
+    return IngestOut(accepted=counts.accepted, duplicates=counts.duplicates)
+
+
+@router.get("/v1/leads/{lead_id:path}", response_model=LeadOut)
+def get_lead(lead_id: str, state: StateDep) -> dict:
+    """The lead's latest score with reasons, and its outcome if any."""
+    view = services.lead_view(state.sessions, lead_id)
+    if view is None:
+        raise HTTPException(404, f"unknown lead {lead_id!r}")
+    return view
+
+
+def _unprocessable(problems: list[tuple[int, str, str]]) -> JSONResponse:
+    """A 422 shaped like FastAPI's own validation errors, naming each bad field."""
+    detail = [
+        {"loc": ["body", "outcomes", index, field], "msg": message, "type": "value_error"}
+        for index, field, message in problems
+    ]
+    return JSONResponse({"detail": detail}, status_code=422)

@@ -1,0 +1,30 @@
+"""`POST /v1/scores`: the route marketing-automation tools call.
+
+No `from __future__ import annotations` here: FastAPI must see the body's model, built at run
+time from the lead schema, as a real annotation, not as the name of a local variable.
+"""
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from serving import services
+from serving.deps import ModelDep, StateDep
+from serving.schemas import ScoresOut
+
+
+def scoring_router(scores_in: type[BaseModel]) -> APIRouter:
+    """The scoring route for one lead schema (`scores_in` is the schema's request model)."""
+    router = APIRouter(tags=["scoring"])
+
+    @router.post("/v1/scores", response_model=ScoresOut)
+    def post_scores(body: scores_in, state: StateDep, model: ModelDep) -> dict:  # type: ignore[valid-type]
+        """Score 1 to 1,000 leads; each score comes with a grade and its reasons."""
+        leads = [lead.model_dump() for lead in body.leads]
+        scores = services.score_leads(
+            model, state.sessions, state.schema, leads, state.pii_key, datetime.now(UTC)
+        )
+        return {"model_version": model.version, "scores": scores}
+
+    return router
