@@ -16,12 +16,22 @@ $(INSTALLED): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $@
 
-.PHONY: help install train test serve report mlflow bench-quality bench-reports lint format lock clean
+.PHONY: help install browser train test serve report mlflow bench-quality bench-reports lint format lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 install: $(INSTALLED) ## Create .venv and install leadloop with pinned dependencies
+
+browser: ## Install Debian's chromium for the browser tests (apt, as root), unless one is there
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo "Installing Debian's chromium for the browser tests (once)"; \
+	    apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	      { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }; \
+	  else \
+	    echo "No chromium: the browser tests will be skipped (install Debian's chromium to run them)"; \
+	  fi; }
 
 train: $(INSTALLED) ## Seed the default store with the demo funnel if empty, train, register in MLflow
 ifeq ($(LEADLOOP_DATABASE_URL),)
@@ -29,27 +39,30 @@ ifeq ($(LEADLOOP_DATABASE_URL),)
 endif
 	$(BIN)/leadloop train
 
-test: $(INSTALLED) ## Run the test suite (SQLite and PostgreSQL; CI=true makes PostgreSQL mandatory)
+test: $(INSTALLED) browser ## The layer contract, then every test (CI=true: PostgreSQL and chromium are required)
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest
 
 serve: $(INSTALLED) ## Serve the champion over HTTP on 127.0.0.1:8000 (change with HOST=, PORT=)
 	$(BIN)/leadloop serve --host $(HOST) --port $(PORT)
 
-report: $(INSTALLED) ## Write the marketer reports, alerts and dashboard to reports/out/
+report: $(INSTALLED) ## Write the marketer reports, alerts and dashboard to var/reports/
 	$(BIN)/leadloop report
 
 mlflow: $(INSTALLED) ## Browse runs and registered models in the MLflow UI on port 5000
-	$(BIN)/mlflow ui --backend-store-uri $${LEADLOOP_MLFLOW_TRACKING_URI:-sqlite:///var/mlflow.db} --port 5000
+	$(BIN)/mlflow ui --backend-store-uri $${LEADLOOP_MLFLOW_TRACKING_URI:-sqlite:///var/mlflow.db} \
+	  --artifacts-destination var/mlartifacts --port 5000
 
 bench-quality: $(INSTALLED) ## Model vs baselines on the demo funnel, X Education, Maven CRM -> reports/bench/quality.md
-	$(BIN)/python -m reports.bench_quality
+	$(BIN)/python -m benchmarks.bench_quality
 
 bench-reports: $(INSTALLED) ## Collapse detection over 20 seeds and report timing -> reports/bench/reports.md
-	$(BIN)/python -m reports.bench_reports
+	$(BIN)/python -m benchmarks.bench_reports
 
-lint: $(INSTALLED) ## ruff check and ruff format --check
+lint: $(INSTALLED) ## ruff check, ruff format --check, and the layer contract (import-linter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 format: $(INSTALLED) ## Apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix .
@@ -58,5 +71,7 @@ format: $(INSTALLED) ## Apply ruff's formatting and safe fixes
 lock: $(INSTALLED) ## Re-pin every transitive dependency into requirements.lock
 	$(BIN)/python -m pip freeze --exclude-editable --exclude leadloop > requirements.lock
 
-clean: ## Remove generated outputs (var/) and the virtual environment
-	rm -rf var $(VENV) .pytest_cache .ruff_cache
+clean: ## Remove everything generated (var/, caches, build files) and the virtual environment
+	rm -rf var mlruns mlartifacts $(VENV) .pytest_cache .ruff_cache .import_linter_cache build dist
+	find . -path ./.git -prune -o \( -name __pycache__ -o -name '*.egg-info' \) -type d -print0 \
+	  | xargs -0 rm -rf

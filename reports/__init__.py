@@ -1,1 +1,3 @@
-"""Drift and source-quality reports for marketers (issue 5); nothing is built here yet."""
+"""What marketers read: source quality with change detection, drift, the follow-up SLA, the
+funnel plan and model health, each a page with a JSON twin; alerts; one dashboard; and the
+model-quality page of each training run."""

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from mlflow import MlflowClient
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -26,12 +32,32 @@ NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 PII_KEY = b"test-pii-key"
 
 
+@functools.cache
+def _empty_mlflow_store() -> Path:
+    """One empty MLflow SQLite store, created by MLflow itself, once per test session."""
+    folder = Path(tempfile.mkdtemp(prefix="leadloop-mlflow-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    mlflow_client(f"sqlite:///{folder}/mlflow.db")  # MLflow creates and migrates its tables
+    return folder / "mlflow.db"
+
+
+def empty_mlflow_store(directory: Path) -> str:
+    """The tracking URI of a new, empty MLflow store in `directory`.
+
+    A copy of one MLflow made earlier in the session: creating its tables costs MLflow 2-3 s
+    each time, copying the file a millisecond, and the store is the same.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_empty_mlflow_store(), directory / "mlflow.db")
+    return f"sqlite:///{directory}/mlflow.db"
+
+
 def make_settings(directory: Path, database_url: str | None = None) -> Settings:
-    """Settings of an embedded set-up inside `directory`."""
+    """Settings of an embedded set-up inside `directory`, with an empty MLflow store."""
     return Settings(
         env="test",
         database_url=database_url or f"sqlite:///{directory}/leadloop.db",
-        mlflow_tracking_uri=f"sqlite:///{directory}/mlflow.db",
+        mlflow_tracking_uri=empty_mlflow_store(directory),
         mlflow_artifact_root=str(directory / "mlartifacts"),
         reports_dir=directory / "reports",
         pii_key=PII_KEY.decode(),
@@ -91,6 +117,17 @@ def report(
         target,
         settings.report_config(),
     )
+
+
+def chromium() -> str:
+    """The system's headless Chromium; the test skips without one, except under CI=true."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        return found
+    reason = "no chromium here (`make browser` installs Debian's where apt is available)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true requires the browser tests: {reason}")
+    pytest.skip(reason)
 
 
 @dataclass(frozen=True)

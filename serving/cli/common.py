@@ -6,6 +6,7 @@ from __future__ import annotations
 import getpass
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -40,9 +41,11 @@ def fail(message: str) -> typer.Exit:
 
 
 def start() -> Settings:
-    """Send logs to stderr (stdout is for results), quiet MLflow's, and read the settings."""
-    handler = RichHandler(console=err, show_path=False)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[handler], force=True)
+    """Send logs to stderr (stdout is for results), quiet MLflow's, and read the settings.
+
+    Every command calls it first, before its slow imports: a bad setting is refused at once.
+    """
+    logging.basicConfig(level=logging.WARNING, handlers=[_log_handler()], force=True)
     # MLflow logs its own INFO lines (database set-up, registered versions) on a handler of its
     # own; they are not results. The variable covers an import still to come, the level one
     # already made.
@@ -53,6 +56,18 @@ def start() -> Settings:
     except ValidationError as exc:
         problems = "; ".join(f"{_variable(e['loc'])}: {e['msg']}" for e in exc.errors())
         raise fail(f"invalid settings: {problems}") from None
+
+
+def _log_handler() -> logging.Handler:
+    """Rich's layout on a terminal; one plain line per record in a pipe or a log file (Rich
+    would break a long message at its console width there)."""
+    if err.is_terminal:
+        handler: logging.Handler = RichHandler(console=err, show_path=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    return handler
 
 
 def _variable(loc: tuple[int | str, ...]) -> str:

@@ -25,9 +25,9 @@ def demo_data(
     if_empty: bool = typer.Option(False, "--if-empty", help="Do nothing if the store has leads."),
 ) -> None:
     """Fill an empty store with the bundled synthetic B2B demo funnel."""
+    settings = start()
     from store.demo_funnel import StoreNotEmptyError, seed_demo_funnel
 
-    settings = start()
     with reported_errors():
         schema = load_schema(settings.schema_path)
         if schema != load_schema(DEMO_SCHEMA_PATH):

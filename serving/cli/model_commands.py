@@ -28,10 +28,10 @@ def train(
     json_output: bool = typer.Option(False, "--json", help="Print only a JSON summary on stdout."),
 ) -> None:
     """Train on the store's closed leads, log to MLflow, register and maybe promote."""
+    settings = start()
     from reports.quality_page import log_quality_page
     from training.service import train_and_register
 
-    settings = start()
     with reported_errors(), err.status("Training") as status:
         schema, client = load_schema(settings.schema_path), open_registry(settings)
         run = train_and_register(
@@ -82,13 +82,13 @@ def _print_training(run: TrainingRun, model_name: str, page: str) -> None:
 
 def promote(
     version: str = typer.Argument(..., metavar="VERSION", help="Registered version to serve."),
-    reason: str = typer.Option(..., metavar="TEXT", help="Why, kept on the version."),
+    reason: str = typer.Option(..., metavar="WHY", help="Why, kept on the version."),
     by: str | None = typer.Option(None, metavar="NAME", help="Who decided (default: you)."),
 ) -> None:
     """Make a registered version the champion by hand."""
+    settings = start()
     from models.registry import RegistryError, promote_by_hand
 
-    settings = start()
     by = by or user()
     with reported_errors(RegistryError):
         promote_by_hand(open_registry(settings), settings.model_name, version, by, reason)
@@ -96,14 +96,14 @@ def promote(
 
 
 def rollback(
-    reason: str = typer.Option(..., metavar="TEXT", help="Why, kept on both versions."),
+    reason: str = typer.Option(..., metavar="WHY", help="Why, kept on both versions."),
     by: str | None = typer.Option(None, metavar="NAME", help="Who decided (default: you)."),
 ) -> None:
     """Give the champion alias back to the previous champion."""
+    settings = start()
     from models.registry import RegistryError
     from models.registry import rollback as roll_back
 
-    settings = start()
     by = by or user()
     with reported_errors(RegistryError):
         version = roll_back(open_registry(settings), settings.model_name, by, reason)

@@ -25,10 +25,10 @@ def report(
     json_output: bool = typer.Option(False, "--json", help="Print only a JSON summary on stdout."),
 ) -> None:
     """Write the marketer reports, their JSON twins, the alerts and the dashboard."""
+    settings = start()
     from reports.funnel_plan import parse_target
     from reports.service import write_reports
 
-    settings = start()
     try:
         goal = parse_target(target) if target else None
     except ValueError as exc:

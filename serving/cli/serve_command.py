@@ -12,11 +12,11 @@ def serve(
     port: int = typer.Option(8000, min=1, max=65535, metavar="PORT", help="Port to listen on."),
 ) -> None:
     """Serve the champion model over HTTP (FastAPI + uvicorn)."""
+    settings = start()
     import uvicorn
 
     from serving.app import create_app
 
-    settings = start()
     with reported_errors():
         api = create_app(settings)
     uvicorn.run(api, host=host, port=port)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from serving.cli import app as cli
 from serving.settings import Settings
 from store.demo_funnel import DemoFunnel
 from tests.reports.test_model_quality import Balanced
-from tests.support import NOW, TrainedSetup, open_store, report, seed
+from tests.support import NOW, TrainedSetup, chromium, open_store, report, seed
 
 REPORTS = ("source_quality", "follow_up", "funnel_plan", "model_health", "drift")
 CANARY_EMAIL = "canary.bird@leak-test.example"
@@ -165,13 +164,13 @@ def test_the_cli_prints_one_json_document(written: Written, tmp_path: Path) -> N
     assert bad.exit_code == 2 and "AMOUNT/PERIOD" in bad.output
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="no headless Chromium here")
 def test_pages_render_in_headless_chromium(written: Written, tmp_path: Path) -> None:
+    browser = chromium()
     for name in ("index", *REPORTS):
         page = written.run.out / f"{name}.html"
         dom = subprocess.run(
             [
-                "chromium",
+                browser,
                 "--headless",
                 "--no-sandbox",
                 "--disable-gpu",

@@ -1,4 +1,9 @@
-"""The real `leadloop` console script, run as a user would: a subprocess with LEADLOOP_* set."""
+"""The `leadloop` command line.
+
+The quick-start path runs the installed console script in a subprocess, as a user would; the
+refusals run the same commands in-process (`CliRunner`), which checks the same code without
+paying for a new interpreter each time.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +11,29 @@ import json
 import os
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, func, select
+from typer.testing import CliRunner, Result
 
 from models.registry import CHAMPION, alias_version, mlflow_client
+from serving.cli import app
 from store.tables import Lead
+from tests.support import empty_mlflow_store
 
 LEADLOOP = Path(sys.executable).parent / "leadloop"
 METRIC_NAMES = {"roc_auc", "pr_auc", "log_loss", "brier", "lift_at_10", "ece"}
 DEMO_LEADS = 3_000
+COMMANDS = ("demo-data", "import", "train", "promote", "rollback", "report", "serve")
 
 
 def store_env(directory: Path, **extra: str) -> dict[str, str]:
     """An environment naming only a throw-away store in `directory` (no developer LEADLOOP_*)."""
     return {
-        "PATH": os.environ["PATH"],
-        "HOME": os.environ["HOME"],
         "LEADLOOP_DATABASE_URL": f"sqlite:///{directory}/leadloop.db",
-        "LEADLOOP_MLFLOW_TRACKING_URI": f"sqlite:///{directory}/mlflow.db",
+        "LEADLOOP_MLFLOW_TRACKING_URI": empty_mlflow_store(directory),
         "LEADLOOP_MLFLOW_ARTIFACT_ROOT": str(directory / "mlartifacts"),
         **extra,
     }
@@ -34,12 +43,22 @@ def leadloop(env: dict[str, str], cwd: Path, *args: str) -> subprocess.Completed
     """Run the installed console script; `cwd` keeps stray relative outputs in the temp dir."""
     assert LEADLOOP.exists(), f"console script not installed at {LEADLOOP}"
     return subprocess.run(
-        [str(LEADLOOP), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300
+        [str(LEADLOOP), *args],
+        env={"PATH": os.environ["PATH"], "HOME": os.environ["HOME"], **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
+def invoke(env: dict[str, str], *args: str) -> Result:
+    """The same command, in this process."""
+    return CliRunner().invoke(app, list(args), env=env)
+
+
 def one_line(text: str) -> str:
-    """Rich wraps messages at the console width; compare them with whitespace collapsed."""
+    """Compare messages with whitespace collapsed."""
     return " ".join(text.split())
 
 
@@ -52,12 +71,25 @@ def count_leads(directory: Path) -> int:
         engine.dispose()
 
 
-def test_help_lists_the_commands(tmp_path: Path) -> None:
+def test_help_lists_every_command_without_type_placeholders(tmp_path: Path) -> None:
     """The README's commands must all be reachable from `leadloop --help`."""
     result = leadloop(store_env(tmp_path), tmp_path, "--help")
     assert result.returncode == 0, result.stderr
-    for command in ("demo-data", "train", "serve"):
+    for command in COMMANDS:
         assert command in result.stdout
+    placeholders = {"<str>", "<bool>", "<int>", "<path>", "<list[str]>", "TEXT", "INTEGER"}
+    for command in COMMANDS:
+        options = [
+            line.split()
+            for line in invoke({}, command, "--help").output.splitlines()
+            if line.lstrip().startswith("--")
+        ]
+        assert options and not placeholders & {word for line in options for word in line}
+
+
+def test_version() -> None:
+    result = invoke({}, "--version")
+    assert result.exit_code == 0 and result.output.strip() == f"leadloop {version('leadloop')}"
 
 
 def test_demo_data_then_train(tmp_path: Path) -> None:
@@ -68,19 +100,20 @@ def test_demo_data_then_train(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     assert count_leads(tmp_path) == DEMO_LEADS
 
-    again = leadloop(env, tmp_path, "demo-data", "--leads", str(DEMO_LEADS), "--seed", "3")
-    assert again.returncode == 2
-    assert "already holds 3,000 leads" in one_line(again.stderr)
-    assert "Traceback" not in again.stderr
+    again = invoke(env, "demo-data", "--leads", str(DEMO_LEADS), "--seed", "3")
+    assert again.exit_code == 2
+    assert "already holds 3,000 leads" in one_line(again.output)
 
-    if_empty = leadloop(env, tmp_path, "demo-data", "--leads", "500", "--if-empty")
-    assert if_empty.returncode == 0, if_empty.stderr
-    assert "no demo data added" in one_line(if_empty.stderr)
+    if_empty = invoke(env, "demo-data", "--leads", "500", "--if-empty")
+    assert if_empty.exit_code == 0, if_empty.output
+    assert "no demo data added" in one_line(if_empty.output)
     assert count_leads(tmp_path) == DEMO_LEADS
 
+    # Its own fit: the console script's `train`, exactly as `make train` runs it.
     trained = leadloop(env, tmp_path, "train", "--json")
     assert trained.returncode == 0, trained.stderr
     assert trained.stdout.count("\n") == 1, f"stdout is not one JSON line: {trained.stdout!r}"
+    assert "INFO" not in trained.stderr, "MLflow's INFO lines are not the user's business"
     summary = json.loads(trained.stdout)
     assert isinstance(summary, dict)
     required = {"run_id", "model_version", "promoted", "metrics", "n_train", "n_holdout"}
@@ -90,6 +123,7 @@ def test_demo_data_then_train(tmp_path: Path) -> None:
     assert set(summary["metrics"]) == METRIC_NAMES
     assert summary["n_train"] > 0 and summary["n_holdout"] > 0
     assert summary["n_train"] + summary["n_holdout"] <= DEMO_LEADS
+    assert Path(summary["quality_report"].removeprefix("file://")).is_file()
 
     champion = alias_version(
         mlflow_client(env["LEADLOOP_MLFLOW_TRACKING_URI"]), "lead-scoring", CHAMPION
@@ -100,20 +134,19 @@ def test_demo_data_then_train(tmp_path: Path) -> None:
 
 def test_train_on_an_empty_store_fails_cleanly(tmp_path: Path) -> None:
     """A first-time user who forgot `demo-data` gets a reason, not a stack trace."""
-    result = leadloop(store_env(tmp_path), tmp_path, "train")
-    assert result.returncode == 2
-    assert "too few outcomes" in one_line(result.stderr)
-    assert "Traceback" not in result.stderr
-    assert result.stdout == ""
+    result = invoke(store_env(tmp_path), "train")
+    assert result.exit_code == 2
+    assert "too few outcomes" in one_line(result.output)
+    assert "Traceback" not in result.output
 
 
 def test_production_refuses_the_development_pii_key(tmp_path: Path) -> None:
     """Hashes made with the public default key are reversible by guessing: refuse to start."""
     env = store_env(tmp_path, LEADLOOP_ENV="production")
-    result = leadloop(env, tmp_path, "train")
-    assert result.returncode == 2
-    assert "LEADLOOP_PII_KEY" in result.stderr
-    assert "Traceback" not in result.stderr
+    for command in ("train", "demo-data", "report"):
+        result = invoke(env, command)
+        assert result.exit_code == 2, result.output
+        assert "LEADLOOP_PII_KEY" in result.output
     assert not (tmp_path / "leadloop.db").exists(), "the store was opened before the refusal"
 
 
@@ -122,6 +155,16 @@ def test_import_refuses_bad_options_with_a_reason(tmp_path: Path) -> None:
     export.write_text("id,visits,stage\na,1,won\nb,2,lost\n")
     base = ["import", str(export), "--id", "id", "--outcome", "stage", "--won", "won"]
     for extra, says in [(["--sep", ";;"], "--sep"), (["--id", "nope"], "no column 'nope'")]:
-        result = leadloop(store_env(tmp_path), tmp_path, *base, *extra)
-        assert result.returncode == 2, result.stderr
-        assert says in one_line(result.stderr) and "Traceback" not in result.stderr
+        result = invoke(store_env(tmp_path), *base, *extra)
+        assert result.exit_code == 2, result.output
+        assert says in one_line(result.output)
+
+
+@pytest.mark.parametrize("width", ["40", "200"])
+def test_output_lines_are_not_broken_at_the_console_width(tmp_path: Path, width: str) -> None:
+    """A path printed into a pipe stays on one line, whatever COLUMNS says."""
+    long_dir = tmp_path / ("a-folder-with-a-long-name-" * 4)
+    env = store_env(tmp_path, COLUMNS=width)
+    result = invoke(env, "report", "--out", str(long_dir))
+    assert result.exit_code == 0, result.output
+    assert f"Dashboard: {long_dir / 'index.html'}" in result.output.splitlines()[0]

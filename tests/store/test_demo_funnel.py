@@ -43,6 +43,12 @@ def funnel() -> DemoFunnel:
 
 
 @pytest.fixture(scope="module")
+def stored_funnel() -> DemoFunnel:
+    """A funnel small enough to load into each backend quickly; loading does not care how big."""
+    return generate_demo_funnel(600, seed=1)
+
+
+@pytest.fixture(scope="module")
 def closed(funnel: DemoFunnel) -> pd.DataFrame:
     """Closed leads with their outcome and a `won` flag."""
     merged = funnel.leads.merge(funnel.outcomes, on="lead_id", validate="one_to_one")
@@ -175,21 +181,21 @@ def table_text(session: Session) -> str:
 
 
 def test_loading_stores_every_lead_and_outcome_without_raw_pii(
-    sessions: sessionmaker[Session], small_funnel: DemoFunnel, demo_schema: LeadSchema
+    sessions: sessionmaker[Session], stored_funnel: DemoFunnel, demo_schema: LeadSchema
 ) -> None:
     """The demo goes through the same PII hashing as real leads: no e-mail in the database."""
     with sessions.begin() as session:
-        counts = load_demo_funnel(session, small_funnel, demo_schema, PII_KEY, NOW)
-    events = len(small_funnel.outcomes) + len(small_funnel.lifecycle)
+        counts = load_demo_funnel(session, stored_funnel, demo_schema, PII_KEY, NOW)
+    events = len(stored_funnel.outcomes) + len(stored_funnel.lifecycle)
     assert (counts.accepted, counts.duplicates) == (events, 0)
     with sessions() as session:
         lead_ids = set(session.scalars(select(Lead.lead_id)))
         event_ids = set(session.scalars(select(OutcomeEvent.event_id)))
-        assert lead_ids == set(small_funnel.leads["lead_id"])
-        assert event_ids == set(small_funnel.outcomes["event_id"]) | set(
-            small_funnel.lifecycle["event_id"]
+        assert lead_ids == set(stored_funnel.leads["lead_id"])
+        assert event_ids == set(stored_funnel.outcomes["event_id"]) | set(
+            stored_funnel.lifecycle["event_id"]
         )
-        first = small_funnel.leads.iloc[0]
+        first = stored_funnel.leads.iloc[0]
         stored = session.get(Lead, first["lead_id"])
         assert stored is not None
         assert stored.pii_hashes["email"] == hash_pii(first["email"], PII_KEY)
@@ -197,22 +203,22 @@ def test_loading_stores_every_lead_and_outcome_without_raw_pii(
         assert stored.source == first["source"]
         dump = table_text(session)
     assert "@" not in dump
-    for name in set(small_funnel.leads["full_name"]):
+    for name in set(stored_funnel.leads["full_name"]):
         assert name.casefold() not in dump
 
 
 def test_loading_again_adds_no_outcome_twice(
-    sessions: sessionmaker[Session], small_funnel: DemoFunnel, demo_schema: LeadSchema
+    sessions: sessionmaker[Session], stored_funnel: DemoFunnel, demo_schema: LeadSchema
 ) -> None:
     """`leadloop demo-data` may run twice; the second run must not double the outcomes."""
     with sessions.begin() as session:
-        load_demo_funnel(session, small_funnel, demo_schema, PII_KEY, NOW)
+        load_demo_funnel(session, stored_funnel, demo_schema, PII_KEY, NOW)
     with sessions.begin() as session:
-        again = load_demo_funnel(session, small_funnel, demo_schema, PII_KEY, NOW)
-    events = len(small_funnel.outcomes) + len(small_funnel.lifecycle)
+        again = load_demo_funnel(session, stored_funnel, demo_schema, PII_KEY, NOW)
+    events = len(stored_funnel.outcomes) + len(stored_funnel.lifecycle)
     assert (again.accepted, again.duplicates) == (0, events)
     with sessions() as session:
-        assert session.scalar(select(func.count()).select_from(Lead)) == len(small_funnel.leads)
+        assert session.scalar(select(func.count()).select_from(Lead)) == len(stored_funnel.leads)
         stored = session.scalar(select(func.count()).select_from(OutcomeEvent))
     assert stored == events
 
