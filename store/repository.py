@@ -139,11 +139,7 @@ def first_lifecycle_times(session: Session, lead_id: str) -> dict[str, datetime]
     ).all()
     handed = next((at for kind, at in rows if kind == Outcome.HANDED_OVER), None)
     contacted = next(
-        (
-            at
-            for kind, at in rows
-            if kind == Outcome.CONTACTED and (handed is None or at >= handed)
-        ),
+        (at for kind, at in rows if kind == Outcome.CONTACTED and (handed is None or at >= handed)),
         None,
     )
     found = {"handed_over": handed, "contacted": contacted}
