@@ -18,7 +18,7 @@ from reports.alerts import Alert
 from reports.data import ReportData
 from reports.funnel_plan import Target, default_target, funnel_plan
 from reports.model_health import model_health
-from store.outcomes import won_label
+from store.outcomes import Outcome, won_label
 
 KPI_DAYS = 30
 #: Without a champion, drift compares the last days with the half-year before them.
@@ -130,8 +130,8 @@ def kpis(data: ReportData, sla_hours: float, days: int = KPI_DAYS) -> Document:
         "days": days,
         "leads": int(len(created)),
         "hand_overs": int(len(handed)),
-        "win_rate": float((closed["outcome"] == "won").mean()) if len(closed) else None,
-        "disqualification_rate": float((closed["outcome"] == "disqualified").mean())
+        "win_rate": float((closed["outcome"] == Outcome.WON).mean()) if len(closed) else None,
+        "disqualification_rate": float((closed["outcome"] == Outcome.DISQUALIFIED).mean())
         if len(closed)
         else None,
         "median_hours_to_contact": float(hours.median()) if hours.notna().any() else None,

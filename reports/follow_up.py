@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from reports.alerts import Alert
+from store.outcomes import Outcome
 
 RESPONSE_BUCKETS = (
     (0.0, 1.0, "under 1 hour"),
@@ -65,7 +66,7 @@ def win_rate_by_response(handed: pd.DataFrame) -> list[dict]:
 
 
 def _bucket(label: str, part: pd.DataFrame) -> dict:
-    won = float((part["outcome"] == "won").mean()) if len(part) else None
+    won = float((part["outcome"] == Outcome.WON).mean()) if len(part) else None
     return {"response": label, "closed_leads": int(len(part)), "win_rate": won}
 
 

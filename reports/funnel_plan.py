@@ -19,6 +19,7 @@ from datetime import timedelta
 import pandas as pd
 
 from reports.source_quality import MAX_HORIZON, won_within
+from store.outcomes import Outcome
 
 PERIODS = {"month": 1, "quarter": 3, "year": 12}
 MIX_DAYS = 90
@@ -52,14 +53,16 @@ def parse_target(text: str) -> Target:
 
 def default_target(leads: pd.DataFrame, as_of: pd.Timestamp) -> Target:
     """Without a target: the last quarter's won revenue plus 20%."""
-    won = leads[(leads["outcome"] == "won") & (leads["closed_at"] > as_of - pd.Timedelta(days=91))]
+    won = leads[
+        (leads["outcome"] == Outcome.WON) & (leads["closed_at"] > as_of - pd.Timedelta(days=91))
+    ]
     return Target(round(float(won["amount"].fillna(0).sum()) * 1.2, -3) or 100_000.0, 3)
 
 
 def completion(leads: pd.DataFrame, as_of: pd.Timestamp, horizon: timedelta) -> float:
     """How many wins there are in all for each win within the horizon (from settled leads)."""
     settled = leads[leads["created_at"] <= as_of - MAX_HORIZON]
-    won = settled["outcome"] == "won"
+    won = settled["outcome"] == Outcome.WON
     early = won & (settled["closed_at"] - settled["created_at"] <= horizon)
     return float(won.sum() / early.sum()) if early.sum() else 1.0
 
@@ -87,7 +90,7 @@ def funnel_plan(
         if since is not None and (part["created_at"] >= since).any():
             part = part[part["created_at"] >= since]  # only the rate it has now
         early = won_within(part, horizon)
-        won = part[part["outcome"] == "won"]
+        won = part[part["outcome"] == Outcome.WON]
         win_rate = min(float(early.mean()) * factor, 1.0) if len(part) else 0.0
         deal = float(won["amount"].mean()) if won["amount"].notna().any() else 0.0
         handover_rate = float(part["handed_over"].notna().mean()) if len(part) else 0.0

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from reports.alerts import Alert
+from store.outcomes import Outcome
 from training.dataset import CREATED_AT, OCCURRED_AT, OUTCOME, censoring_weights
 
 ALERT_GAP = 0.03
@@ -35,7 +36,7 @@ def model_health(leads: pd.DataFrame, seen_until: pd.Timestamp) -> tuple[dict, l
     after, weights = closed[unseen], all_weights[unseen]
     if after.empty:
         return {"leads": 0, "grades": [], "seen_until": seen_until.isoformat()}, []
-    won = (after["outcome"] == "won").to_numpy(float)
+    won = (after["outcome"] == Outcome.WON).to_numpy(float)
     rows, alerts = [], []
     for grade in "ABCD":
         mask = (after["grade"] == grade).to_numpy()

@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import betaln, logsumexp
 
+from store.outcomes import Outcome
+
 CHANGE_PROBABILITY = 0.99
 MIN_RELATIVE_DROP = 0.25
 MIN_SIDE_LEADS = 40
@@ -61,7 +63,7 @@ def outcome_horizon(leads: pd.DataFrame, as_of: pd.Timestamp) -> timedelta:
     Measured on leads created at least `MAX_HORIZON` before `as_of`, whose slow wins have had
     time to arrive: recent leads only show the fast ones and would shorten it.
     """
-    won = leads[leads["outcome"] == "won"]
+    won = leads[leads["outcome"] == Outcome.WON]
     settled = won[won["created_at"] <= as_of - MAX_HORIZON]
     won = settled if len(settled) >= 20 else won
     if len(won) < 20:
@@ -71,7 +73,7 @@ def outcome_horizon(leads: pd.DataFrame, as_of: pd.Timestamp) -> timedelta:
 
 
 def won_within(leads: pd.DataFrame, horizon: timedelta) -> pd.Series:
-    return (leads["outcome"] == "won") & (leads["closed_at"] - leads["created_at"] <= horizon)
+    return (leads["outcome"] == Outcome.WON) & (leads["closed_at"] - leads["created_at"] <= horizon)
 
 
 def detect_change(source: str, created: pd.Series, won: np.ndarray) -> SourceChange | None:
@@ -140,9 +142,9 @@ def monthly(leads: pd.DataFrame, as_of: pd.Timestamp, horizon: timedelta) -> pd.
     """Per source and month of creation: outcomes so far, rates, and whether it is mature."""
     frame = leads.assign(
         month=leads["created_at"].dt.tz_localize(None).dt.to_period("M"),
-        won=leads["outcome"] == "won",
-        lost=leads["outcome"] == "lost",
-        disqualified=leads["outcome"] == "disqualified",
+        won=leads["outcome"] == Outcome.WON,
+        lost=leads["outcome"] == Outcome.LOST,
+        disqualified=leads["outcome"] == Outcome.DISQUALIFIED,
         closed=leads["outcome"].notna(),
     )
     table = frame.groupby(["source", "month"]).agg(

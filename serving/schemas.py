@@ -9,6 +9,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from features.schema import LeadSchema
 from features.validation import LeadId, lead_model
+from store.outcomes import Outcome
 
 MAX_BATCH = 1_000
 
@@ -49,7 +50,7 @@ class ScoresOut(Strict):
 class OutcomeIn(Strict):
     event_id: str = Field(min_length=1, max_length=200)
     lead_id: LeadId
-    outcome: Literal["won", "lost", "disqualified", "handed_over", "contacted"] = Field(
+    outcome: Outcome = Field(
         description="A closing outcome, or a lifecycle step for the follow-up SLA."
     )
     occurred_at: AwareDatetime
