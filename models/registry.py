@@ -97,9 +97,17 @@ def log_scorer(client: MlflowClient, scorer: Scorer, model_name: str) -> ModelVe
             code_paths=code_paths,
             signature=model_signature(scorer),
             pip_requirements=_pip_requirements(),
-            registered_model_name=model_name,
         )
-    return client.get_model_version(model_name, str(info.registered_model_version))
+    # Registered through the client rather than `registered_model_name=`, which prints
+    # "Successfully registered model ..." on stderr whatever the log level.
+    try:
+        client.create_registered_model(model_name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    return client.create_model_version(
+        model_name, info.model_uri, run_id=info.run_id, model_id=info.model_id
+    )
 
 
 def mlflow_client(tracking_uri: str) -> MlflowClient:

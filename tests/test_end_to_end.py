@@ -9,11 +9,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.testclient import TestClient
 
 from features.schema import LeadSchema
 from models.registry import CHAMPION, alias_version, mlflow_client
 from serving.app import create_app
+from serving.settings import Settings
 from store.repository import training_frames
 from tests.support import TrainedSetup, make_settings, open_store, register_candidate, seed, train
 from training.dataset import LABEL, ORIGIN, build_training_set
@@ -28,14 +30,17 @@ def test_scored_leads_and_their_outcomes_feed_the_next_model(
     client = mlflow_client(settings.mlflow_tracking_uri)
     register_candidate(client, settings.tracking_target(), trained.run.candidate)
     try:
-        check_the_loop(
-            TrainedSetup(settings, sessions, trained.funnel, trained.run, ""), demo_schema
-        )
+        check_the_loop(settings, sessions, demo_schema, len(trained.run.training_lead_ids))
     finally:
         sessions.kw["bind"].dispose()
 
 
-def check_the_loop(setup: TrainedSetup, demo_schema: LeadSchema) -> None:
+def check_the_loop(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    demo_schema: LeadSchema,
+    closed_before: int,
+) -> None:
     new_leads = [
         {
             "lead_id": f"loop-{i}",
@@ -47,7 +52,7 @@ def check_the_loop(setup: TrainedSetup, demo_schema: LeadSchema) -> None:
         }
         for i in range(40)
     ]
-    with TestClient(create_app(setup.settings)) as client:
+    with TestClient(create_app(settings)) as client:
         scored = client.post("/v1/scores", json={"leads": new_leads})
         assert scored.status_code == 200 and scored.json()["model_version"] == "1", scored.text
         closed_at = datetime.now(UTC) + timedelta(seconds=1)
@@ -63,17 +68,17 @@ def check_the_loop(setup: TrainedSetup, demo_schema: LeadSchema) -> None:
         posted = client.post("/v1/outcomes", json={"outcomes": outcomes})
         assert posted.json() == {"accepted": 40, "duplicates": 0}
 
-    second = train(setup.settings, setup.sessions, datetime.now(UTC))
+    second = train(settings, sessions, datetime.now(UTC))
     assert second.model_version == "2"
     loop_ids = {lead["lead_id"] for lead in new_leads}
     assert loop_ids <= set(second.training_lead_ids)
-    assert len(second.training_lead_ids) == len(setup.run.training_lead_ids) + 40
+    assert len(second.training_lead_ids) == closed_before + 40
 
-    with setup.sessions() as session:
+    with sessions() as session:
         rows = build_training_set(training_frames(session), demo_schema)
     mine = rows[rows["lead_id"].isin(loop_ids)].set_index("lead_id")
     assert (mine[ORIGIN] == "snapshot").all()  # the features as scored, not re-read later
     assert mine.loc["loop-7", "page_views"] == 7 and mine.loc["loop-7", LABEL] == 1
-    client_ = mlflow_client(setup.settings.mlflow_tracking_uri)
-    assert client_.get_model_version(setup.settings.model_name, "2").run_id == second.run_id
-    assert alias_version(client_, setup.settings.model_name, CHAMPION) is not None
+    client_ = mlflow_client(settings.mlflow_tracking_uri)
+    assert client_.get_model_version(settings.model_name, "2").run_id == second.run_id
+    assert alias_version(client_, settings.model_name, CHAMPION) is not None

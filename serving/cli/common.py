@@ -28,10 +28,21 @@ from training.split import NotEnoughDataError
 if TYPE_CHECKING:  # importing MLflow takes seconds: only the commands that need it do
     from mlflow import MlflowClient
 
-# Soft wrap: a line is never broken by Rich (a path printed into a pipe stays whole); a
-# terminal wraps long lines itself.
-err = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
+#: Width of tables written to a pipe or a file (Rich would assume 80 columns there).
+PIPE_WIDTH = 160
+
+
+def _console(stderr: bool = False) -> Console:
+    """A console that never breaks a line of text (a path printed into a pipe stays whole; a
+    terminal wraps long lines itself), and lays tables out wider than 80 columns in a pipe."""
+    console = Console(stderr=stderr, soft_wrap=True)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = PIPE_WIDTH
+    return console
+
+
+err = _console(stderr=True)
+out = _console()
 
 
 def fail(message: str) -> typer.Exit:
