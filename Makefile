@@ -41,7 +41,7 @@ endif
 
 test: $(INSTALLED) browser ## The layer contract, then every test (CI=true: PostgreSQL and chromium are required)
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --maxprocesses 4 --dist loadfile
 
 serve: $(INSTALLED) ## Serve the champion over HTTP on 127.0.0.1:8000 (change with HOST=, PORT=)
 	$(BIN)/leadloop serve --host $(HOST) --port $(PORT)
