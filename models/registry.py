@@ -5,6 +5,7 @@ Promotion is data: serving loads whatever version the `champion` alias names.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import warnings
@@ -19,6 +20,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model, ModelSignature
 from mlflow.types import ColSpec, Schema
+from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
 
 from features.schema import FieldType
 from models.card import ModelCard
@@ -105,9 +107,13 @@ def log_scorer(client: MlflowClient, scorer: Scorer, model_name: str) -> ModelVe
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
-    return client.create_model_version(
+    version = client.create_model_version(
         model_name, info.model_uri, run_id=info.run_id, model_id=info.model_id
     )
+    # What the fluent path records too: the MLflow UI links the logged model to its version.
+    link = [{"name": model_name, "version": version.version}]
+    client.set_logged_model_tags(info.model_id, {MLFLOW_MODEL_VERSIONS: json.dumps(link)})
+    return version
 
 
 def mlflow_client(tracking_uri: str) -> MlflowClient:

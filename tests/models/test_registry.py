@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from importlib.metadata import version
 from pathlib import Path
 
@@ -32,6 +33,18 @@ def test_first_version_is_the_champion(trained: TrainedSetup) -> None:
     assert str(alias_version(client, trained.settings.model_name, CHAMPION).version) == "1"
     assert alias_version(client, trained.settings.model_name, CHALLENGER) is None
     assert alias_version(client, "no-such-model", CHAMPION) is None
+
+
+def test_the_version_is_the_run_s_logged_model_and_links_back_to_it(
+    trained: TrainedSetup,
+) -> None:
+    client = mlflow_client(trained.settings.mlflow_tracking_uri)
+    version = client.get_model_version(trained.settings.model_name, "1")
+    assert version.run_id == trained.run.run_id and version.source.startswith("models:/")
+    logged = client.get_logged_model(version.source.removeprefix("models:/"))
+    assert logged.source_run_id == trained.run.run_id
+    (link,) = json.loads(logged.tags["mlflow.modelVersions"])
+    assert (link["name"], str(link["version"])) == (trained.settings.model_name, "1")
 
 
 def test_pyfunc_flavour_scores_like_the_service(trained: TrainedSetup) -> None:
