@@ -89,8 +89,7 @@ def write_reports(
     found = compute_reports(data, schema, target, config, progress)
     progress("Writing the pages")
     replace_folder(out, render_files(data.as_of, found))
-    files = {name: f"{name}.html" for name in found.documents}
-    return ReportRun(out=out, reports=files, alerts=found.every_alert, kpis=found.kpis)
+    return ReportRun(out=out, reports=found.files, alerts=found.every_alert, kpis=found.kpis)
 
 
 @dataclass(frozen=True)
@@ -99,6 +98,11 @@ class ComputedReports:
     alerts: dict[str, list[Alert]]
     drift_snapshot: Any  # Evidently's snapshot, None when there was too little to compare
     kpis: documents.Document  # the dashboard's figures, JSON-safe
+
+    @property
+    def files(self) -> dict[str, str]:
+        """Report name -> its page's file name."""
+        return {name: f"{name}.html" for name in self.documents}
 
     @property
     def every_alert(self) -> list[dict[str, Any]]:
@@ -148,10 +152,9 @@ def render_files(as_of: pd.Timestamp, found: ComputedReports) -> dict[str, str]:
             texts["drift.html"] = found.drift_snapshot.get_html_str(as_iframe=False)
         else:
             texts[f"{name}.html"] = PAGES[name](dated)
-    files = {name: f"{name}.html" for name in found.documents}
     texts[ALERTS_FILE] = _dumps(found.every_alert)
     texts[KPIS_FILE] = _dumps(found.kpis)
-    texts[DASHBOARD_FILE] = pages.dashboard_page(found.kpis, files, found.every_alert)
+    texts[DASHBOARD_FILE] = pages.dashboard_page(found.kpis, found.files, found.every_alert)
     return texts
 
 
