@@ -25,6 +25,23 @@ class ImportFileError(ValueError):
     """The file or the options cannot be imported as asked."""
 
 
+#: Field separators exports use, as `--sep` takes them in a shell.
+SEPARATORS = {",": "','", ";": "';'", "\t": "$'\\t'", "|": "'|'"}
+
+
+def separator_hint(columns: list[str], sep: str) -> str:
+    """A hint at `--sep` when the header read as one column that holds another separator
+    (a semicolon-separated export read with commas); empty otherwise."""
+    if len(columns) != 1:
+        return ""
+    header = columns[0]
+    others = [s for s in SEPARATORS if s != sep and s in header]
+    if not others:
+        return ""
+    likely = max(others, key=header.count)
+    return f"; the header reads as one column: try --sep {SEPARATORS[likely]}"
+
+
 @dataclass(frozen=True)
 class RawTable:
     """A file's rows as text (None where empty), with the line number each row started on."""

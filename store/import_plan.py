@@ -46,6 +46,33 @@ class OutcomeMapping:
         return next((outcome for outcome, values in by_outcome if value in values), None)
 
 
+#: Values of the outcome column listed in a warning, most common first.
+SHOWN_VALUES = 10
+
+
+def unseen_outcome_values(outcomes: OutcomeMapping, column: pd.Series) -> tuple[str, ...]:
+    """A warning when a --won, --lost or --disqualified value never occurs in the column.
+
+    Such a value is most often a typo or the wrong case ("Won" for "won"); the leads it was
+    meant for are imported as open and never trained on, without anything failing.
+    """
+    counts = column.dropna().map(str.strip).value_counts()
+    by_option = {"won": outcomes.won, "lost": outcomes.lost, "disqualified": outcomes.disqualified}
+    unseen = [
+        f"--{option} {value!r}"
+        for option, values in by_option.items()
+        for value in sorted(values)
+        if value not in counts.index
+    ]
+    if not unseen:
+        return ()
+    verb = "never occurs" if len(unseen) == 1 else "never occur"
+    common = ", ".join(f"{v!r} ({n:,})" for v, n in counts.head(SHOWN_VALUES).items())
+    more = len(counts) - SHOWN_VALUES
+    values = f"{common}, and {more:,} more" if more > 0 else common or "none, it is empty"
+    return (f"{', '.join(unseen)} {verb} in {outcomes.column!r}; its values: {values}",)
+
+
 @dataclass(frozen=True)
 class ImportPlan:
     leads: list[dict[str, Any]]

@@ -4,10 +4,14 @@ Reading and writing are at the edges (`read_table`, `write_import`); `plan_impor
 pure. A malformed row is reported with its line number; unless the caller chooses to skip such
 rows, nothing is written. Everything is written in one transaction, and re-importing the same
 file adds nothing twice (leads are upserted by id, outcome events have ids derived from the row).
+Each import is recorded with the schema it used, for `leadloop train` to find. Mistakes that do
+not stop an import (an outcome value that never occurs, other leads already in the store) are
+returned as warnings and logged.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,11 +24,21 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from features.schema import LeadSchema, load_schema, save_schema
 from features.schema_inference import ColumnRoles, infer_schema
-from store.export_reader import ImportFileError, Malformed, read_table
-from store.import_plan import ImportPlan, OutcomeMapping, plan_import
+from store.export_reader import ImportFileError, Malformed, read_table, separator_hint
+from store.import_plan import ImportPlan, OutcomeMapping, plan_import, unseen_outcome_values
 from store.records import lead_row
-from store.repository import IngestCounts, add_outcomes, upsert_leads
+from store.repository import (
+    IngestCounts,
+    add_import,
+    add_outcomes,
+    count_leads,
+    latest_import,
+    upsert_leads,
+)
 from store.row_order import RowOrder, sequence_column
+from store.tables import Import
+
+log = logging.getLogger(__name__)
 
 
 class MalformedRowsError(ImportFileError):
@@ -58,6 +72,8 @@ class ImportReport:
     counts: IngestCounts
     #: The id column whose sequence decided the row order, when "auto" found one.
     sequence: str | None = None
+    #: What looks like a mistake but did not stop the import.
+    warnings: tuple[str, ...] = ()
 
 
 def import_file(
@@ -66,7 +82,8 @@ def import_file(
     pii_key: bytes,
     now: datetime,
 ) -> ImportReport:
-    """Read the file, infer (or reuse) its schema, and load its rows in one transaction."""
+    """Read the file, infer (or reuse) its schema, load its rows and record the import in one
+    transaction; log what looks like a mistake."""
     table = read_table(request.path, request.sep)
     _check_columns(request, list(table.frame.columns))
     reused = request.schema_out.is_file()
@@ -76,11 +93,23 @@ def import_file(
     if plan.malformed and not request.skip_malformed:
         raise MalformedRowsError(plan.malformed)
     with sessions.begin() as session:
+        previous = latest_import(session)
         counts = write_import(session, plan, schema, pii_key, now)
+        others = count_leads(session) - len(plan.leads)
+        add_import(session, _import_row(request, schema, len(plan.leads), now))
     if not reused:
         save_schema(schema, request.schema_out)
+    warnings = unseen_outcome_values(request.outcomes, table.frame[request.outcomes.column])
+    warnings += _other_leads(others, previous)
+    for warning in warnings:
+        log.warning(warning)
     return ImportReport(
-        schema=schema, schema_written=not reused, plan=plan, counts=counts, sequence=sequence
+        schema=schema,
+        schema_written=not reused,
+        plan=plan,
+        counts=counts,
+        sequence=sequence,
+        warnings=warnings,
     )
 
 
@@ -101,13 +130,43 @@ def write_import(
     return add_outcomes(session, list(events))
 
 
+def _import_row(
+    request: ImportRequest, schema: LeadSchema, n_leads: int, now: datetime
+) -> dict[str, Any]:
+    """The `imports` row: the schema's absolute path, as `train` may run from elsewhere."""
+    return {
+        "imported_at": now,
+        "file_name": request.path.name,
+        "schema_path": str(request.schema_out.resolve()),
+        "schema_yaml": schema.to_yaml(),
+        "n_leads": n_leads,
+    }
+
+
+def _other_leads(others: int, previous: Import | None) -> tuple[str, ...]:
+    """A warning when the store held leads this file does not have: training learns from all
+    of them as one tenant's, with one schema."""
+    if others <= 0:
+        return ()
+    last = f" (the last import was {previous.file_name})" if previous else ""
+    return (
+        f"the store already held {others:,} leads that are not in this file{last}; "
+        "`leadloop train` learns from all of them together: if they are another tenant's, or "
+        "another export's with other columns, import into a store of its own "
+        "(LEADLOOP_DATABASE_URL)",
+    )
+
+
 def _check_columns(request: ImportRequest, columns: list[str]) -> None:
     """Refuse columns the file does not have, and a close date without the leads' own dates."""
     named = [request.roles.id, request.roles.time, request.roles.source, request.roles.lead_type]
     named += [request.outcomes.column, request.closed_at, *request.drop]
     unknown = [c for c in named if c is not None and c not in columns]
     if unknown:
-        raise ImportFileError(f"no column {unknown[0]!r}; the file has: {', '.join(columns)}")
+        raise ImportFileError(
+            f"no column {unknown[0]!r}; the file has: {', '.join(columns)}"
+            + separator_hint(columns, request.sep)
+        )
     if request.closed_at and not request.roles.time:
         raise ImportFileError(
             "--closed-at needs --time: without the leads' own dates, outcome dates cannot be "

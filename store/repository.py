@@ -1,4 +1,4 @@
-"""Reads and writes of leads, score snapshots and outcome events, the same on every backend.
+"""Reads and writes of leads, score snapshots, outcome events and imports, on every backend.
 
 Functions take an open `Session`; the caller owns the transaction, so a request either stores
 everything it was sent or nothing.
@@ -6,7 +6,7 @@ everything it was sent or nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -17,12 +17,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from store.outcomes import CLOSING_OUTCOMES, LIFECYCLE_EVENTS, Outcome
-from store.tables import Lead, OutcomeEvent, ScoreSnapshot
+from store.tables import Import, Lead, OutcomeEvent, ScoreSnapshot
 
 T = TypeVar("T", ScoreSnapshot, OutcomeEvent)
 _DIALECT_INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 #: Ids per IN (...) query, well under SQLite's limit on bound parameters.
 _IN_CHUNK = 5_000
+#: Leads' attributes read per round trip when looking for fields.
+_ATTRIBUTES_BATCH = 2_000
 
 
 class UnknownLeadsError(LookupError):
@@ -63,6 +65,32 @@ def _insert(session: Session, table: type) -> Insert:
 
 def count_leads(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(Lead)) or 0
+
+
+def fields_in_leads(session: Session, wanted: Collection[str]) -> set[str]:
+    """Those of `wanted` that hold a value in at least one stored lead's attributes.
+
+    Reads the leads in batches and stops once every wanted field has been seen, so a store
+    that fits its schema answers after the first batch.
+    """
+    looked_for, found = set(wanted), set()
+    query = select(Lead.attributes).execution_options(yield_per=_ATTRIBUTES_BATCH)
+    with session.scalars(query) as rows:  # closes the cursor when the loop stops early
+        for attributes in rows:
+            found.update(name for name in looked_for - found if attributes.get(name) is not None)
+            if found == looked_for:
+                break
+    return found
+
+
+def add_import(session: Session, row: Mapping[str, Any]) -> None:
+    """Record one import (file, schema path and text, lead count)."""
+    session.connection().execute(_insert(session, Import), [dict(row)])
+
+
+def latest_import(session: Session) -> Import | None:
+    """The import recorded last, if the store has any."""
+    return session.scalars(select(Import).order_by(Import.id.desc()).limit(1)).first()
 
 
 def upsert_leads(

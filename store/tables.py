@@ -1,4 +1,4 @@
-"""The store's tables: leads, score snapshots and outcome events.
+"""The store's tables: leads, score snapshots, outcome events and the imports that wrote leads.
 
 The same definitions run on SQLite (embedded default) and PostgreSQL; Alembic migrations in
 `store/migrations` create them. Raw PII never gets a column: PII fields are kept only as keyed
@@ -23,6 +23,7 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     String,
+    Text,
     TypeDecorator,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -115,3 +116,22 @@ class OutcomeEvent(Base):
     amount: Mapped[float | None] = mapped_column(Numeric(14, 2, asdecimal=False))
     reason: Mapped[str | None] = mapped_column(String(500))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Import(Base):
+    """One `leadloop import`: the file and the lead schema it was read with.
+
+    Kept so that `leadloop train` can find the schema that describes the store's leads, and
+    a later import can say which export the leads already stored came from. The schema's text
+    is kept too: the file it was written to may be edited, moved or on another machine.
+    """
+
+    __tablename__ = "imports"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    file_name: Mapped[str] = mapped_column(String(500))
+    #: The schema file written (or reused) by the import, as an absolute path.
+    schema_path: Mapped[str] = mapped_column(String(1000))
+    schema_yaml: Mapped[str] = mapped_column(Text)
+    n_leads: Mapped[int] = mapped_column(Integer)

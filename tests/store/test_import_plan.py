@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from features.schema import FieldRole, FieldType, LeadField, LeadSchema
-from store.export_reader import Malformed, RawTable
-from store.import_plan import OutcomeMapping, plan_import, typed_value
+from store.export_reader import Malformed, RawTable, separator_hint
+from store.import_plan import OutcomeMapping, plan_import, typed_value, unseen_outcome_values
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 STAGES = OutcomeMapping("stage", frozenset({"won"}), frozenset({"lost"}))
@@ -108,3 +108,31 @@ def test_without_a_time_field_every_row_is_dated_by_its_place() -> None:
     assert plan.time_from_row_order and plan.newest_first
     assert plan.created_at == [NOW - timedelta(seconds=1), NOW - timedelta(seconds=2)]
     assert [e["occurred_at"] for e in plan.outcomes] == plan.created_at
+
+
+def test_an_outcome_value_that_never_occurs_is_named_with_the_values_that_do() -> None:
+    column = pd.Series(["Won", "Lost", "Lost", None, " Lost "] + [f"stage {i}" for i in range(12)])
+    mapping = OutcomeMapping("stage", frozenset({"won"}), frozenset({"Lost"}), frozenset({"spam"}))
+    (warning,) = unseen_outcome_values(mapping, column)
+    assert warning.startswith("--won 'won', --disqualified 'spam' never occur in 'stage'; ")
+    assert "its values: 'Lost' (3), 'Won' (1), " in warning and warning.endswith(", and 4 more")
+    assert unseen_outcome_values(STAGES, pd.Series(["won", "lost", "open"])) == ()
+    (empty,) = unseen_outcome_values(STAGES, pd.Series([None, None], dtype=object))
+    assert empty.endswith("its values: none, it is empty")
+
+
+@pytest.mark.parametrize(
+    ("header", "sep", "hint"),
+    [
+        ("id;visits;stage", ",", "; the header reads as one column: try --sep ';'"),
+        ("id\tvisits|x\tstage", ",", "try --sep $'\\t'"),
+        ("id|visits", ",", "try --sep '|'"),
+        ("id,visits,stage", ";", "try --sep ','"),
+        ("id", ",", ""),
+    ],
+)
+def test_a_header_read_as_one_column_hints_at_the_separator(
+    header: str, sep: str, hint: str
+) -> None:
+    assert separator_hint([header], sep).endswith(hint)
+    assert separator_hint([header, "other"], sep) == ""

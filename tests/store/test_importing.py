@@ -13,11 +13,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from benchmarks.common import SHARED
 from benchmarks.datasets import maven_crm, x_education
-from features.schema import FieldRole, FieldType, load_schema
+from features.schema import FieldRole, FieldType, load_schema, parse_schema
 from features.schema_inference import ColumnRoles
 from store.export_reader import ImportFileError
 from store.import_plan import OutcomeMapping
 from store.importing import ImportRequest, MalformedRowsError, import_file
+from store.repository import latest_import
 from store.row_order import RowOrder, sequence_column
 from store.tables import Lead, OutcomeEvent
 from tests.support import NOW, PII_KEY
@@ -233,3 +234,66 @@ def test_maven_crm_pipeline(sessions: sessionmaker[Session], tmp_path: Path) -> 
     assert report.schema.by_name["close_value"].type is FieldType.NUMERIC
     assert report.schema.field_with_role(FieldRole.TIME).name == "engage_date"
     assert all(e["occurred_at"] >= datetime(2016, 10, 1, tzinfo=UTC) for e in report.plan.outcomes)
+
+
+def test_each_import_is_recorded_with_the_schema_it_used(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """`leadloop train` finds the schema of the store's leads there, even from elsewhere."""
+    path = write(tmp_path, EXPORT)
+    report = import_file(request(path, tmp_path), sessions, PII_KEY, NOW)
+    with sessions() as session:
+        recorded = latest_import(session)
+    assert recorded is not None
+    assert (recorded.file_name, recorded.n_leads, recorded.imported_at) == ("export.csv", 4, NOW)
+    assert recorded.schema_path == str((tmp_path / "schema.yaml").resolve())
+    assert parse_schema(recorded.schema_yaml) == report.schema
+    reused = tmp_path / "reused.yaml"
+    (tmp_path / "schema.yaml").rename(reused)
+    import_file(request(path, tmp_path, schema_out=reused), sessions, PII_KEY, NOW)
+    with sessions() as session:
+        again = latest_import(session)
+    assert again is not None and again.id > recorded.id
+    assert again.schema_path == str(reused.resolve())
+
+
+def test_an_outcome_value_that_never_occurs_is_a_warning(
+    sessions: sessionmaker[Session], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A typo in --won imports every lead as open: nothing fails, so it must be said."""
+    outcomes = OutcomeMapping("stage", frozenset({"Won"}), frozenset({"lost"}))
+    report = import_file(
+        request(write(tmp_path, EXPORT), tmp_path, outcomes=outcomes), sessions, PII_KEY, NOW
+    )
+    expected = (
+        "--won 'Won' never occurs in 'stage'; its values: 'won' (1), 'lost' (1), 'open' (1), "
+        "'junk' (1)"
+    )
+    assert report.warnings == (expected,)
+    assert expected in caplog.messages
+
+
+def test_importing_into_a_store_with_other_leads_is_a_warning(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    first = import_file(request(write(tmp_path, EXPORT), tmp_path), sessions, PII_KEY, NOW)
+    again = import_file(request(write(tmp_path, EXPORT), tmp_path), sessions, PII_KEY, NOW)
+    assert first.warnings == again.warnings == ()
+    other = write(tmp_path, EXPORT.replace("L1,", "M1,").replace("L2,", "M2,"), "other.csv")
+    report = import_file(request(other, tmp_path), sessions, PII_KEY, NOW)
+    (warning,) = report.warnings
+    assert warning.startswith(
+        "the store already held 2 leads that are not in this file (the last import was "
+        "export.csv); `leadloop train` learns from all of them together"
+    )
+    assert counts(sessions) == (6, 5)  # a warning, not a refusal
+
+
+def test_a_semicolon_export_read_with_commas_is_refused_with_a_hint(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    path = write(tmp_path, EXPORT.replace(",", ";"))
+    with pytest.raises(ImportFileError, match="the header reads as one column: try --sep ';'"):
+        import_file(request(path, tmp_path), sessions, PII_KEY, NOW)
+    report = import_file(request(path, tmp_path, sep=";"), sessions, PII_KEY, NOW)
+    assert len(report.plan.leads) == 4

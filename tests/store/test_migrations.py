@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
@@ -12,7 +13,7 @@ from sqlalchemy import Column, Engine, MetaData, String, func, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from store.db import MIGRATIONS_DIR, migrate
-from store.repository import upsert_leads
+from store.repository import latest_import, upsert_leads
 from store.tables import Base, Lead
 
 WHEN = datetime(2026, 3, 1, tzinfo=UTC)
@@ -24,10 +25,22 @@ def engine_of(sessions: sessionmaker[Session]) -> Engine:
     return engine
 
 
-def head_revision() -> str | None:
+def alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    return ScriptDirectory.from_config(config).get_current_head()
+    return config
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the store back to an earlier revision, as a store made by an older leadloop is."""
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
 
 
 def schema_differences(engine: Engine) -> list:
@@ -50,6 +63,32 @@ def test_database_is_at_the_head_revision(sessions: sessionmaker[Session]) -> No
         current = MigrationContext.configure(connection).get_current_revision()
     assert current is not None
     assert current == head_revision()
+
+
+def test_a_store_made_before_imports_were_recorded_upgrades_with_its_leads(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Stores created by revision 0002 get the `imports` table, empty, and keep their leads."""
+    engine = engine_of(sessions)
+    downgrade(engine, "0002")
+    assert "imports" not in inspect(engine).get_table_names()
+    row = {
+        "lead_id": "older",
+        "created_at": WHEN,
+        "source": None,
+        "lead_type": None,
+        "attributes": {"visits": 1},
+        "pii_hashes": {},
+        "updated_at": WHEN,
+    }
+    with sessions.begin() as session:
+        upsert_leads(session, [row])
+    migrate(engine)
+    assert schema_differences(engine) == []
+    with sessions() as session:
+        assert latest_import(session) is None
+        kept = session.get(Lead, "older")
+        assert kept is not None and kept.attributes == {"visits": 1}
 
 
 def test_migrating_again_is_a_no_op(sessions: sessionmaker[Session]) -> None:
