@@ -3,8 +3,11 @@
 Training fits a `FeatureEncoder` on its leads and saves it inside the model; serving loads that
 same encoder and calls the same `encode`. There is no second implementation to drift apart.
 Rows are plain numpy (no DataFrame per request: building one costs several times a prediction).
-Missing values and categories never seen in training become NaN, which LightGBM routes down
-its learned missing-value branch, so they are scored rather than refused.
+Missing values become NaN, which LightGBM routes down its learned missing-value branch, so they
+are scored rather than refused. A category too rare in training to be learned on its own (a
+campaign or landing page with a handful of leads), or never seen there, shares one "other" code
+with the rest of them: an id-like field with hundreds of values stays a usable input, and a lead
+from a new campaign is scored like leads from rare campaigns, not like leads with no campaign.
 """
 
 from __future__ import annotations
@@ -19,8 +22,12 @@ import numpy as np
 
 from features.schema import FieldType, LeadSchema
 
-#: Categories kept per field; rarer ones are encoded like unseen ones.
-MAX_CATEGORIES = 100
+#: Training leads a category needs for a code of its own; rarer ones are grouped as "other".
+#: Ten leads is where a level's conversion rate starts to mean something (one in ten convert).
+MIN_CATEGORY_COUNT = 10
+#: At most this many codes per field (declared ones included), most frequent first: a bound on
+#: the model's size, generous enough for the campaign or landing-page ids of a real CRM.
+MAX_CATEGORIES = 1_000
 
 #: Text read as a yes or a no, wherever leadloop reads booleans.
 TRUE_TOKENS = frozenset({"true", "yes", "y", "1", "t"})
@@ -81,6 +88,10 @@ class ColumnEncoding:
     name: str
     kind: FieldType
     categories: tuple[str, ...] = ()
+    #: Whether values outside `categories` share the "other" code `len(categories)`. Encoders
+    #: saved before rare categories were grouped have none: their models learned such values as
+    #: missing (NaN), and must keep reading them so.
+    groups_others: bool = False
     _codes: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -92,8 +103,12 @@ class ColumnEncoding:
         if self.kind is FieldType.BOOLEAN:
             return _as_flag(self.name, value)
         label = category_label(value)
-        code = None if label is None else self._codes.get(label)
-        return math.nan if code is None else float(code)
+        if label is None:
+            return math.nan
+        code = self._codes.get(label)
+        if code is None:
+            return float(len(self.categories)) if self.groups_others else math.nan
+        return float(code)
 
 
 @dataclass(frozen=True)
@@ -128,19 +143,38 @@ class FeatureEncoder:
     def to_dict(self) -> dict[str, Any]:
         return {
             "columns": [
-                {"name": c.name, "kind": str(c.kind), "categories": list(c.categories)}
+                {
+                    "name": c.name,
+                    "kind": str(c.kind),
+                    "categories": list(c.categories),
+                    "groups_others": c.groups_others,
+                }
                 for c in self.columns
             ]
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureEncoder:
+        """Rebuild a saved encoder; one saved without `groups_others` encodes as it always did."""
         return cls(
             tuple(
-                ColumnEncoding(c["name"], FieldType(c["kind"]), tuple(c["categories"]))
+                ColumnEncoding(
+                    c["name"],
+                    FieldType(c["kind"]),
+                    tuple(c["categories"]),
+                    c.get("groups_others", False),
+                )
                 for c in data["columns"]
             )
         )
+
+
+def frequent_categories(counts: Counter[str], min_count: int = MIN_CATEGORY_COUNT) -> list[str]:
+    """The values with at least `min_count` leads, most frequent first: those given a code.
+
+    The encoder applies it to training leads, the import's review to the whole export.
+    """
+    return [label for label, count in counts.most_common() if count >= min_count]
 
 
 def fit_encoder(
@@ -148,11 +182,13 @@ def fit_encoder(
     leads: Iterable[Mapping[str, Any]],
     max_categories: int = MAX_CATEGORIES,
     exclude: frozenset[str] = frozenset(),
+    min_count: int = MIN_CATEGORY_COUNT,
 ) -> FeatureEncoder:
     """Learn column order and vocabularies from training leads, leaving out `exclude`.
 
-    Declared categories come first in the schema's order, then observed ones by frequency, so
-    codes are stable across retrains on the same data.
+    Declared categories come first in the schema's order (the tenant named them, so they keep a
+    code however rare), then observed ones with at least `min_count` leads by frequency, so
+    codes are stable across retrains on the same data. Every other value is "other".
     """
     fields = [f for f in schema.model_fields_in_order if f.name not in exclude]
     counts: dict[str, Counter[str]] = {
@@ -168,7 +204,9 @@ def fit_encoder(
         categories: tuple[str, ...] = ()
         if f.type is FieldType.CATEGORICAL:
             declared = list(f.categories or ())
-            observed = [c for c, _ in counts[f.name].most_common() if c not in declared]
+            observed = [
+                c for c in frequent_categories(counts[f.name], min_count) if c not in declared
+            ]
             categories = tuple((declared + observed)[:max_categories])
-        columns.append(ColumnEncoding(f.name, f.type, categories))
+        columns.append(ColumnEncoding(f.name, f.type, categories, f.type is FieldType.CATEGORICAL))
     return FeatureEncoder(tuple(columns))

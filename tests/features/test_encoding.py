@@ -25,7 +25,8 @@ LEADS: list[dict[str, Any]] = [
 
 @pytest.fixture(scope="module")
 def encoder(demo_schema: LeadSchema) -> FeatureEncoder:
-    return fit_encoder(demo_schema, LEADS)
+    """Fitted with every observed category kept (the few leads here are all rare)."""
+    return fit_encoder(demo_schema, LEADS, min_count=1)
 
 
 def column(encoder: FeatureEncoder, name: str) -> int:
@@ -92,17 +93,49 @@ def test_missing_values_encode_as_nan(encoder: FeatureEncoder, missing: Any) -> 
 def test_numpy_float32_nan_counts_as_missing(demo_schema: LeadSchema) -> None:
     """Frames read from parquet or cast to float32 carry numpy NaNs; they are still missing."""
     nan32 = np.float32("nan")
-    encoder = fit_encoder(demo_schema, [{"industry": nan32}, {"industry": "retail"}])
+    encoder = fit_encoder(demo_schema, [{"industry": nan32}, {"industry": "retail"}], min_count=1)
     assert encoder.columns[column(encoder, "industry")].categories == ("retail",)
     assert math.isnan(encode_one(encoder, demo_requested=nan32)["demo_requested"])
 
 
-def test_absent_fields_and_unseen_categories_encode_as_nan(encoder: FeatureEncoder) -> None:
+def test_absent_fields_encode_as_nan_and_unseen_categories_as_other(
+    encoder: FeatureEncoder,
+) -> None:
     """A lead may leave fields out, and serving meets categories training never saw."""
     row = encode_one(encoder, source="carrier_pigeon", industry="Software")
-    assert math.isnan(row["source"])
-    assert math.isnan(row["industry"])  # categories are case-sensitive
+    source = encoder.columns[column(encoder, "source")]
+    assert row["source"] == len(source.categories)
+    assert row["industry"] == 2.0  # categories are case-sensitive: "other" after the two seen
     assert math.isnan(row["company_size"])
+
+
+def test_rare_categories_share_the_other_code_apart_from_missing(demo_schema: LeadSchema) -> None:
+    """Levels under `min_count` leads (and unseen ones) are one group; missing stays NaN."""
+    counts = {"retail": 12, "software": 10, "health": 9, "mining": 1}
+    leads = [{"industry": name} for name, n in counts.items() for _ in range(n)]
+    encoder = fit_encoder(demo_schema, [*leads, {"industry": None}])
+    industry = encoder.columns[column(encoder, "industry")]
+    assert industry.categories == ("retail", "software")
+    codes = [encode_one(encoder, industry=v)["industry"] for v in ("health", "mining", "new")]
+    assert codes == [2.0, 2.0, 2.0]
+    assert math.isnan(encode_one(encoder, industry=None)["industry"])
+    # Declared categories keep their code however rare: the tenant named them.
+    declared = demo_schema.by_name["source"].categories
+    assert encoder.columns[column(encoder, "source")].categories == declared
+
+
+def test_encoders_saved_before_grouping_encode_as_they_did() -> None:
+    """A model trained when unseen and rare categories were NaN must keep reading them so."""
+    saved = {
+        "columns": [
+            {"name": "industry", "kind": "categorical", "categories": ["retail", "software"]},
+            {"name": "page_views", "kind": "numeric", "categories": []},
+        ]
+    }
+    encoder = FeatureEncoder.from_dict(saved)
+    rows = encoder.encode([{"industry": "software", "page_views": 3}, {"industry": "mining"}])
+    np.testing.assert_array_equal(rows, [[1.0, 3.0], [math.nan, math.nan]])
+    assert FeatureEncoder.from_dict(encoder.to_dict()) == encoder
 
 
 @pytest.mark.parametrize(
@@ -143,12 +176,12 @@ def test_dict_round_trip_encodes_identically(encoder: FeatureEncoder) -> None:
 
 
 def test_max_categories_caps_the_vocabulary(demo_schema: LeadSchema) -> None:
-    """Rare categories beyond the cap are treated as unseen, keeping the vocabulary bounded."""
+    """Categories beyond the cap are grouped as "other", keeping the vocabulary bounded."""
     leads = [{"industry": "software"}] * 3 + [{"industry": "retail"}] * 2 + [{"industry": "gov"}]
-    capped = fit_encoder(demo_schema, leads, max_categories=2)
+    capped = fit_encoder(demo_schema, leads, max_categories=2, min_count=1)
     industry = capped.columns[column(capped, "industry")]
     assert industry.categories == ("software", "retail")
-    assert math.isnan(encode_one(capped, industry="gov")["industry"])
+    assert encode_one(capped, industry="gov")["industry"] == 2.0  # "other"
     # The cap counts declared categories too.
     source = capped.columns[column(capped, "source")]
     assert source.categories == ("webinar", "paid_search")
@@ -161,6 +194,6 @@ def test_fit_reads_leads_from_a_one_shot_iterator() -> None:
         "  - {name: lead_id, type: text, role: id}\n"
         "  - {name: plan, type: categorical}\n"
     )
-    encoder = fit_encoder(schema, (lead for lead in [{"plan": "pro"}, {"plan": 3.0}]))
+    encoder = fit_encoder(schema, (lead for lead in [{"plan": "pro"}, {"plan": 3.0}]), min_count=1)
     assert encoder.columns[0].categories == ("pro", "3")
     assert encode_one(encoder, plan=3)["plan"] == 1.0
