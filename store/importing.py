@@ -150,7 +150,8 @@ def _other_leads(others: int, previous: Import | None) -> tuple[str, ...]:
         return ()
     last = f" (the last import was {previous.file_name})" if previous else ""
     return (
-        f"the store already held {others:,} leads that are not in this file{last}; "
+        f"the store already held {others:,} lead{'s' if others > 1 else ''} that "
+        f"{'are' if others > 1 else 'is'} not in this file{last}; "
         "`leadloop train` learns from all of them together: if they are another tenant's, or "
         "another export's with other columns, import into a store of its own "
         "(LEADLOOP_DATABASE_URL)",

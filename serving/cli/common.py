@@ -4,6 +4,7 @@ registry, and turning known errors into a message and exit code 2."""
 from __future__ import annotations
 
 import getpass
+import json
 import logging
 import os
 import sys
@@ -16,6 +17,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -45,10 +47,31 @@ err = _console(stderr=True)
 out = _console()
 
 
-def fail(message: str) -> typer.Exit:
+class Failure(typer.Exit):
+    """Exit code 2, its message already said on stderr and kept for `--json` output."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(code=2)
+        self.message = message
+
+
+def fail(message: str) -> Failure:
     """Say what is wrong on stderr; raise the result to exit with code 2."""
-    err.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code=2)
+    # Escaped: field names and paths may hold brackets, which Rich would read as markup.
+    err.print(f"[bold red]error:[/] {escape(message)}")
+    return Failure(message)
+
+
+@contextmanager
+def json_failures(enabled: bool) -> Iterator[None]:
+    """Under `--json`, a failure also prints one JSON object on stdout: a script that parses
+    stdout gets the reason instead of nothing."""
+    try:
+        yield
+    except Failure as failure:
+        if enabled:
+            print(json.dumps({"error": failure.message, "exit_code": failure.exit_code}))
+        raise
 
 
 def start() -> Settings:

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from sqlalchemy.orm import Session, sessionmaker
 
-from features.schema import load_schema
+from features.schema import LeadSchema, load_schema, parse_schema
 from serving.cli.common import (
     err,
+    json_failures,
     now,
     open_registry,
     open_store,
@@ -19,36 +24,109 @@ from serving.cli.common import (
     start,
     user,
 )
+from serving.settings import Settings
+from store.repository import latest_import
+from store.schema_fit import SchemaMismatchError, check_schema_fits_store, fields_list
+from store.tables import Import
 
 if TYPE_CHECKING:
     from training.service import TrainingRun
 
 
 def train(
+    schema_file: Path | None = typer.Option(
+        None,
+        "--schema",
+        metavar="FILE",
+        help="Lead schema (default: LEADLOOP_SCHEMA, else the one the last import used).",
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print only a JSON summary on stdout."),
 ) -> None:
     """Train on the store's closed leads, log to MLflow, register and maybe promote."""
-    settings = start()
-    from reports.quality_page import log_quality_page
-    from training.service import train_and_register
+    with json_failures(json_output):
+        settings = start()
+        from reports.quality_page import log_quality_page
+        from training.service import train_and_register
 
-    with reported_errors(), err.status("Training") as status:
-        schema, client = load_schema(settings.schema_path), open_registry(settings)
-        run = train_and_register(
-            open_store(settings),
-            client,
-            schema,
-            settings.tracking_target(),
-            now(),
-            settings.training_config(),
-            status.update,
-        )
-        status.update("Writing the model-quality report")
-        page = log_quality_page(client, run)
+        with reported_errors(SchemaMismatchError), err.status("Training") as status:
+            sessions = open_store(settings)
+            schema = _checked_schema(schema_file, settings, sessions)
+            client = open_registry(settings)
+            run = train_and_register(
+                sessions,
+                client,
+                schema,
+                settings.tracking_target(),
+                now(),
+                settings.training_config(),
+                status.update,
+            )
+            status.update("Writing the model-quality report")
+            page = log_quality_page(client, run)
     if json_output:
         print(json.dumps(run.summary() | {"quality_report": page}))
         return
     _print_training(run, settings.model_name, page)
+
+
+@dataclass(frozen=True)
+class SchemaChoice:
+    """The schema `train` uses, the file messages name, and why that one."""
+
+    schema: LeadSchema
+    path: Path
+    why: str
+
+
+def choose_schema(
+    option: Path | None, settings: Settings, sessions: sessionmaker[Session]
+) -> SchemaChoice:
+    """`--schema`, else LEADLOOP_SCHEMA if set, else the schema the store's last import used,
+    else the bundled demo schema: an imported store trains on its own columns unasked."""
+    if option is not None:
+        return SchemaChoice(load_schema(option), option, "--schema")
+    if "schema_path" in settings.model_fields_set:
+        return SchemaChoice(
+            load_schema(settings.schema_path), settings.schema_path, "LEADLOOP_SCHEMA"
+        )
+    with sessions() as session:
+        last = latest_import(session)
+    if last is None:
+        demo = settings.schema_path
+        return SchemaChoice(
+            load_schema(demo), demo, "the bundled demo schema: the store has no import"
+        )
+    return _imported_schema(last)
+
+
+def _imported_schema(last: Import) -> SchemaChoice:
+    """The schema file the last import used or, if it is gone, the copy the store kept."""
+    path = Path(last.schema_path)
+    why = (
+        f"used by the last import, of {last.file_name}; `serve` and `report` read "
+        "LEADLOOP_SCHEMA: set it to this file for them"
+    )
+    if path.is_file():
+        return SchemaChoice(load_schema(path), path, why)
+    kept = parse_schema(last.schema_yaml, origin=f"the copy of {path} kept with the last import")
+    return SchemaChoice(kept, path, f"the file is gone: the copy kept in the store; {why}")
+
+
+def _checked_schema(
+    option: Path | None, settings: Settings, sessions: sessionmaker[Session]
+) -> LeadSchema:
+    """The schema to train with, said on stderr, refused when the stored leads lack most of its
+    model fields (an hour of training would find that out the hard way)."""
+    choice = choose_schema(option, settings, sessions)
+    err.print(escape(f"Schema: {choice.path} ({choice.why})"))
+    fit = check_schema_fits_store(sessions, choice.schema, choice.path)
+    if fit.missing:
+        missing = f"{len(fit.missing)} of the {len(fit.model_fields)} model fields"
+        err.print(
+            f"[yellow]warning:[/] {escape(f'{missing} are in no stored lead: ')}"
+            + escape(fields_list(fit.missing))
+        )
+    return choice.schema
 
 
 def _print_training(run: TrainingRun, model_name: str, page: str) -> None:
