@@ -122,10 +122,8 @@ def _checked_schema(
     fit = check_schema_fits_store(sessions, choice.schema, choice.path)
     if fit.missing:
         missing = f"{len(fit.missing)} of the {len(fit.model_fields)} model fields"
-        err.print(
-            f"[yellow]warning:[/] {escape(f'{missing} are in no stored lead: ')}"
-            + escape(fields_list(fit.missing))
-        )
+        warning = f"{missing} are in no stored lead: {fields_list(fit.missing)}"
+        err.print(f"[yellow]warning:[/] {escape(warning)}")
     return choice.schema
 
 

@@ -127,6 +127,21 @@ def test_train_chooses_the_option_then_the_variable_then_the_last_import(
     assert "too few outcomes" in one_line(kept.stderr)
 
 
+def test_a_few_missing_fields_are_a_warning_and_training_goes_on(tmp_path: Path) -> None:
+    imported, schema = import_export(tmp_path)
+    assert imported.exit_code == 0, imported.output
+    wider = tmp_path / "wider.yaml"
+    wider.write_text(
+        schema.read_text() + "- name: seats\n  type: numeric\n  role: feature\n", "utf-8"
+    )
+    result = invoke(store_env(tmp_path), "train", "--schema", str(wider))
+    assert result.exit_code == 2, result.output
+    assert "warning: 1 of the 4 model fields are in no stored lead: 'seats'" in one_line(
+        result.stderr
+    )
+    assert "too few outcomes" in one_line(result.stderr)
+
+
 def test_train_json_prints_an_object_on_stdout_when_it_stops(tmp_path: Path) -> None:
     """A script reading stdout parses the reason instead of nothing."""
     empty = invoke(store_env(tmp_path / "empty"), "train", "--json")
