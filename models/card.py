@@ -41,6 +41,24 @@ class Leak(_Frozen):
         return self.accepted_because is None
 
 
+class TimeProxyDecision(_Frozen):
+    """Whether one candidate keeps a field whose values moved with time, and the measurement
+    behind it: the candidate's validation AUC with and without the field."""
+
+    field: str
+    model_kind: str
+    #: How well the field alone tells training leads from the newest ones (adversarial AUC).
+    shift_auc: float
+    auc_with: float
+    auc_without: float
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def excluded(self) -> bool:
+        """Excluded only when the candidate does better on the newest leads without it."""
+        return self.auc_without > self.auc_with
+
+
 class ModelResult(_Frozen):
     """One fitted model's validation AUC (how it was chosen) and holdout metrics."""
 
@@ -53,6 +71,10 @@ class ModelInfo(_Frozen):
 
     best_iteration: int | None = None
     params: dict[str, Any] = {}
+    #: Leads the served model was refit on (training and holdout), when it was.
+    refit_leads: int | None = None
+    #: Trees chosen by early stopping before the refit scaled them to the larger set.
+    early_stopped_iteration: int | None = None
 
 
 class RunFacts(_Frozen):
@@ -71,6 +93,7 @@ class RunFacts(_Frozen):
     leads_per_month: float | None = None
     sales_capacity: int | None = None
     leaks: tuple[Leak, ...] = ()
+    time_proxies: tuple[TimeProxyDecision, ...] = ()
     candidates: dict[str, ModelResult] = {}
     baselines: dict[str, ModelResult] = {}
 
@@ -91,4 +114,9 @@ class ModelCard(RunFacts):
 
     @property
     def excluded_fields(self) -> tuple[str, ...]:
-        return tuple(leak.field for leak in self.leaks if leak.excluded)
+        """Fields this model does not read: excluded leaks, and time proxies it does worse with."""
+        leaks = [leak.field for leak in self.leaks if leak.excluded]
+        proxies = [
+            p.field for p in self.time_proxies if p.model_kind == self.model_kind and p.excluded
+        ]
+        return tuple(leaks + proxies)

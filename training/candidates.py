@@ -12,6 +12,7 @@ Each model is fitted on the older leads and calibrated (Platt) on the validation
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -31,7 +32,6 @@ from models.linear import LinearModel, Term, signed_log1p
 from models.rules import POINT, PointsRules, PointsTable
 from models.scorer import MarginModel, Scorer
 from training.dataset import AS_OF, LABEL, WEIGHT
-from training.split import NotEnoughDataError
 
 _MONOTONE = {"increasing": 1, "decreasing": -1, None: 0}
 #: Categories seen fewer times than this get no one-hot term of their own in the regression.
@@ -122,8 +122,9 @@ def fit_boosted(
     valid: Encoded,
     config: BoosterConfig,
     weights: np.ndarray | None = None,
+    rounds: int | None = None,
 ) -> tuple[BoostedTrees, ModelInfo]:
-    """LightGBM with early stopping on the validation leads."""
+    """LightGBM with early stopping on the validation leads, or exactly `rounds` trees."""
     monotone = [_MONOTONE[schema.by_name[name].monotone] for name in encoder.feature_names]
     params = config.lightgbm_params(monotone)
     dataset_params = {"feature_pre_filter": False}
@@ -137,16 +138,19 @@ def fit_boosted(
         params=dataset_params,
         free_raw_data=False,
     )
-    valid_set = lgb.Dataset(
-        valid.x, label=valid.y, weight=valid.w, reference=train, params=dataset_params
-    )
-    booster = lgb.train(
-        params,
-        train,
-        num_boost_round=config.max_rounds,
-        valid_sets=[valid_set],
-        callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False)],
-    )
+    if rounds is not None:
+        booster = lgb.train(params, train, num_boost_round=rounds)
+    else:
+        valid_set = lgb.Dataset(
+            valid.x, label=valid.y, weight=valid.w, reference=train, params=dataset_params
+        )
+        booster = lgb.train(
+            params,
+            train,
+            num_boost_round=config.max_rounds,
+            valid_sets=[valid_set],
+            callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False)],
+        )
     booster.free_dataset()
     # Keep only the trees up to the best iteration, so every later predict uses exactly them.
     best = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
@@ -250,36 +254,65 @@ def calibrated(
     return Fitted(name, scorer, _auc(valid.y, margin, valid.w), info or ModelInfo())
 
 
-def fit_all(
+@dataclass(frozen=True)
+class EncodedSplit:
+    """Fitting and validation leads, encoded once for every model of a run.
+
+    Each field is one column, so a model without some fields reads a column subset: the
+    drop-column comparisons of the time-proxy check cost no second encoding.
+    """
+
+    encoder: FeatureEncoder
+    fit: Encoded
+    valid: Encoded
+    #: When each fitting lead's features were known (recency weighting reads it).
+    fit_as_of: pd.Series
+
+    def without(self, fields: Collection[str]) -> EncodedSplit:
+        """The same leads without the columns of `fields`."""
+        keep = [j for j, c in enumerate(self.encoder.columns) if c.name not in fields]
+        if len(keep) == len(self.encoder.columns):
+            return self
+        encoder = FeatureEncoder(tuple(self.encoder.columns[j] for j in keep))
+
+        def cut(part: Encoded) -> Encoded:
+            return Encoded(part.x[:, keep], part.y, part.w)
+
+        return EncodedSplit(encoder, cut(self.fit), cut(self.valid), self.fit_as_of)
+
+
+def encode_split(
     schema: LeadSchema,
     fit_rows: pd.DataFrame,
     valid_rows: pd.DataFrame,
-    config: CandidateConfig,
     exclude: frozenset[str] = frozenset(),
-) -> dict[str, Fitted]:
-    """Every candidate and baseline model, fitted and calibrated on the same leads."""
+) -> EncodedSplit:
+    """Fit the encoder on the fitting leads (without `exclude`) and encode both parts."""
     fields = [f.name for f in schema.model_fields_in_order if f.name not in exclude]
-    if not fields:
-        raise NotEnoughDataError(
-            "no model field is left after the leakage guard; accept one in the schema "
-            "(accept_leak) or add fields"
-        )
     encoder = fit_encoder(schema, records(fit_rows, fields), exclude=exclude)
-    fit, valid = encode(encoder, fit_rows), encode(encoder, valid_rows)
-    models: dict[str, Fitted] = {
-        "rules": calibrated("rules", schema, fit_rules(schema, encoder, fit), valid),
-        "logistic_regression": calibrated(
-            "logistic_regression",
-            schema,
-            fit_linear(encoder, fit, config.regularisation_c),
-            valid,
-        ),
-    }
-    weightings = {"lightgbm": None}
-    if "lightgbm_recency" in config.candidates:
-        weightings["lightgbm_recency"] = recency_weights(fit_rows[AS_OF], config.recency_half_life)
-    for name, weights in weightings.items():
-        if name in config.candidates:
-            model, info = fit_boosted(schema, encoder, fit, valid, config.booster, weights)
-            models[name] = calibrated(name, schema, model, valid, info)
-    return models
+    return EncodedSplit(
+        encoder, encode(encoder, fit_rows), encode(encoder, valid_rows), fit_rows[AS_OF]
+    )
+
+
+def fit_model(
+    name: str,
+    schema: LeadSchema,
+    data: EncodedSplit,
+    config: CandidateConfig,
+    rounds: int | None = None,
+) -> Fitted:
+    """One candidate or baseline model, fitted and calibrated on `data` (boosted models with
+    exactly `rounds` trees when given, else early-stopped on the validation part)."""
+    if name == "rules":
+        return calibrated(name, schema, fit_rules(schema, data.encoder, data.fit), data.valid)
+    if name == "logistic_regression":
+        linear = fit_linear(data.encoder, data.fit, config.regularisation_c)
+        return calibrated(name, schema, linear, data.valid)
+    weights = None
+    if name == "lightgbm_recency":
+        weights = recency_weights(data.fit_as_of, config.recency_half_life)
+    model, info = fit_boosted(
+        schema, data.encoder, data.fit, data.valid, config.booster, weights, rounds
+    )
+    return calibrated(name, schema, model, data.valid, info)

@@ -33,7 +33,7 @@ def fallback_scorer(frames: TrainingFrames, schema: LeadSchema, now: datetime) -
     if rows[LABEL].nunique() < 2:
         return None
     rows[WEIGHT] = 1.0
-    leaks = find_leaks(schema, rows, rows.iloc[:0], open_lead_rows(frames, schema))
+    leaks = find_leaks(schema, rows, open_lead_rows(frames, schema))
     excluded = frozenset(leak.field for leak in leaks if leak.excluded)
     fields = [f.name for f in schema.model_fields_in_order if f.name not in excluded]
     encoder = fit_encoder(schema, records(rows, fields), exclude=excluded)

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from features.schema import LeadSchema
-from models.card import Leak, ModelCard, ModelResult, RunFacts, Window
+from models.card import Leak, ModelCard, ModelResult, RunFacts, TimeProxyDecision, Window
 from models.grades import derive_cutoffs
 from models.scorer import Scorer
 from store.repository import TrainingFrames
@@ -27,8 +27,10 @@ from training.candidates import (
     BASELINES,
     SERVABLE,
     CandidateConfig,
+    EncodedSplit,
     Fitted,
-    fit_all,
+    encode_split,
+    fit_model,
     records,
 )
 from training.dataset import (
@@ -42,6 +44,7 @@ from training.dataset import (
 from training.leakage import find_leaks
 from training.metrics import holdout_metrics
 from training.split import NotEnoughDataError, time_split
+from training.time_proxies import TimeShift, fit_judged, time_shifts
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,8 @@ class TrainingConfig:
     min_outcomes: int = 120
     #: Leads sales can work a month; grade A is the best that many.
     sales_capacity: int | None = None
+    #: Refit the gate's choice on training and holdout leads before registering it.
+    refit: bool = True
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,8 @@ class Evaluation:
 
 @dataclass(frozen=True)
 class TrainedCandidate:
-    """Everything one run fitted and measured; `chosen` names the challenger."""
+    """Everything one run fitted and measured; `chosen` names the challenger, and `served`,
+    once set (`training.refit`), is that model refit on every closed lead."""
 
     chosen: str
     fitted: dict[str, Fitted]
@@ -80,10 +86,16 @@ class TrainedCandidate:
     holdout: pd.DataFrame
     leaks: list[Leak]
     facts: RunFacts  # the parts of the model card every model shares
+    served: Fitted | None = None
 
     def switch(self, name: str) -> TrainedCandidate:
         """The same run with another of its models as the challenger."""
-        return dataclasses.replace(self, chosen=name)
+        return dataclasses.replace(self, chosen=name, served=None)
+
+    @property
+    def model(self) -> Fitted:
+        """The model registered for serving: the refit one once there is one."""
+        return self.served or self.fitted[self.chosen]
 
     @cached_property
     def card(self) -> ModelCard:
@@ -91,12 +103,12 @@ class TrainedCandidate:
             **dict(self.facts),
             model_kind=self.chosen,
             metrics=self.metrics,
-            model_info=self.fitted[self.chosen].info,
+            model_info=self.model.info,
         )
 
     @cached_property
     def scorer(self) -> Scorer:
-        return dataclasses.replace(self.fitted[self.chosen].scorer, card=self.card)
+        return dataclasses.replace(self.model.scorer, card=self.card)
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -153,6 +165,35 @@ def choose(fitted: dict[str, Fitted], allowed: tuple[str, ...]) -> str:
     return max(simplest_first, key=lambda name: fitted[name].validation_auc)
 
 
+def fit_models(
+    schema: LeadSchema,
+    data: EncodedSplit,
+    config: CandidateConfig,
+    shifts: tuple[TimeShift, ...],
+) -> tuple[dict[str, Fitted], tuple[TimeProxyDecision, ...]]:
+    """The rules baseline without any shifted field, and each servable candidate without the
+    shifted fields it does worse with (the logistic regression is a baseline too)."""
+    shifted = frozenset(s.field for s in shifts)
+    fitted = {"rules": fit_model("rules", schema, data.without(shifted), config)}
+    decisions: list[TimeProxyDecision] = []
+    for name in SERVABLE:
+        if name in config.candidates or name in BASELINES:
+            fitted[name], judged = fit_judged(name, schema, data, config, shifts)
+            decisions += judged
+    return fitted, tuple(decisions)
+
+
+def no_field_left(schema: LeadSchema, leaks: list[Leak]) -> NotEnoughDataError:
+    """The error of a guard that excluded every model field, naming each one and why."""
+    flagged = "\n".join(f"- {leak.field}: {leak.why}" for leak in leaks if leak.excluded)
+    return NotEnoughDataError(
+        "no model field is left after the leakage guard: it excluded every one "
+        f"({len(schema.model_fields_in_order)}):\n{flagged}\n"
+        "Keep a field the guard is wrong about with `accept_leak: <why>` on it in the schema, "
+        "or add fields known when a lead is scored."
+    )
+
+
 def with_grades(
     fitted: dict[str, Fitted],
     recent: pd.DataFrame,
@@ -198,10 +239,15 @@ def train_candidate(
     require_outcomes(dataset, config.min_outcomes)
     dataset[WEIGHT] = censoring_weights(dataset)
     outer = time_split(dataset, config.holdout_fraction)
-    leaks = find_leaks(schema, outer.older, outer.newer, open_lead_rows(frames, schema))
+    leaks = find_leaks(schema, outer.older, open_lead_rows(frames, schema))
     excluded = frozenset(leak.field for leak in leaks if leak.excluded)
+    if len(excluded) == len(schema.model_fields_in_order):
+        raise no_field_left(schema, leaks)
+    kept = frozenset(f.name for f in schema.model_fields_in_order) - excluded
+    shifts = time_shifts(schema, outer.older, outer.newer, kept)
     inner = time_split(outer.older, config.validation_fraction)
-    fitted = fit_all(schema, inner.older, inner.newer, config.models, excluded)
+    data = encode_split(schema, inner.older, inner.newer, excluded)
+    fitted, decisions = fit_models(schema, data, config.models, shifts)
     base_rate = float(np.average(inner.older[LABEL], weights=inner.older[WEIGHT]))
     volume = leads_per_month(frames)
     fitted = with_grades(fitted, inner.newer, base_rate, volume, config.sales_capacity)
@@ -220,6 +266,7 @@ def train_candidate(
         leads_per_month=volume,
         sales_capacity=config.sales_capacity,
         leaks=tuple(leaks),
+        time_proxies=decisions,
         candidates={n: evaluations[n].result() for n in fitted if n in SERVABLE},
         baselines={n: evaluations[n].result() for n in BASELINES},
     )

@@ -23,6 +23,7 @@ from store.repository import training_frames
 from training.evaluation import quality_report
 from training.pipeline import TrainedCandidate, TrainingConfig, train_candidate
 from training.promotion import GateResult, PromotionDecision, gate
+from training.refit import refit_chosen
 from training.tracking import (
     QUALITY_REPORT_JSON,
     TrackingTarget,
@@ -117,6 +118,9 @@ def train_and_register(
     candidate = train_candidate(frames, schema, config, trained_at=now)
     progress("Comparing with the baselines and the current champion")
     result = judge(candidate, champion)
+    if config.refit:
+        progress(f"Refitting the {result.candidate.chosen} on every closed lead")
+        result = replace(result, candidate=refit_chosen(result.candidate, config))
     progress("Logging the run and registering the model in MLflow")
     return register_run(client, target, result, champion, now, config)
 

@@ -1,4 +1,5 @@
-"""The leakage guard on fields built to leak, on the demo funnel and on real CRM exports."""
+"""The leakage guard on fields built to leak, on the demo funnel and on real CRM exports; the
+time-proxy nomination beside it."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from training.dataset import LABEL, build_training_set, open_lead_rows
 from training.leakage import find_leaks, levels, out_of_fold_auc
 from training.pipeline import TrainingConfig, train_candidate
 from training.split import time_split
+from training.time_proxies import time_shifts
 
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"{SHARED} is absent")
 
@@ -63,13 +65,15 @@ def test_each_kind_of_leak_is_found_and_honest_fields_kept(synthetic: tuple) -> 
         LeadField(name="channel", type="categorical", role="source"),
         LeadField(name="filled_later", type="categorical"),
     )
-    leaks = {leak.field: leak for leak in find_leaks(schema, older, newer, open_)}
-    assert set(leaks) == {"after_call", "quality", "counter", "filled_later"}
+    leaks = {leak.field: leak for leak in find_leaks(schema, older, open_)}
+    assert set(leaks) == {"after_call", "quality", "filled_later", "counter"}
     assert leaks["after_call"].check == "dominant"
     assert leaks["quality"].check == "decisive_values"
-    assert "time_proxy" in leaks["counter"].check
     assert leaks["filled_later"].check == "open_vs_closed"
+    assert leaks["counter"].check == "open_vs_closed"  # the open leads are the newest
     assert all(leak.excluded for leak in leaks.values())
+    every = frozenset(f.name for f in schema.model_fields_in_order)
+    assert [s.field for s in time_shifts(schema, older, newer, every)] == ["counter"]
 
 
 def test_a_source_field_is_never_a_time_proxy(synthetic: tuple) -> None:
@@ -79,15 +83,18 @@ def test_a_source_field_is_never_a_time_proxy(synthetic: tuple) -> None:
     open_ = open_.assign(channel="new")
     as_source = schema_of(LeadField(name="channel", type="categorical", role="source"))
     as_feature = schema_of(LeadField(name="channel", type="categorical"))
-    assert find_leaks(as_source, older, newer, open_) == []
-    assert find_leaks(as_feature, older, newer, open_)[0].check == "open_vs_closed, time_proxy"
+    assert find_leaks(as_source, older, open_) == []
+    assert time_shifts(as_source, older, newer, frozenset({"channel"})) == ()
+    assert find_leaks(as_feature, older, open_)[0].check == "open_vs_closed"
+    (shift,) = time_shifts(as_feature, older, newer, frozenset({"channel"}))
+    assert shift.field == "channel" and shift.auc > 0.9
 
 
 def test_a_written_justification_keeps_a_flagged_field(synthetic: tuple) -> None:
     older, newer, open_ = synthetic
     reason = "Set by the web form before any sales contact; audited 2026-10."
     schema = schema_of(LeadField(name="after_call", type="categorical", accept_leak=reason))
-    (leak,) = find_leaks(schema, older, newer, open_)
+    (leak,) = find_leaks(schema, older, open_)
     assert not leak.excluded and leak.model_dump()["accepted_because"] == reason
 
 
@@ -108,6 +115,7 @@ class Imported:
     schema: LeadSchema
     frames: TrainingFrames
     leaks: dict[str, str]
+    shifted: set[str]
 
 
 def import_and_guard(directory: Path, request: ImportRequest) -> Imported:
@@ -119,8 +127,15 @@ def import_and_guard(directory: Path, request: ImportRequest) -> Imported:
     sessions.kw["bind"].dispose()
     split = time_split(build_training_set(frames, report.schema), 0.2)
     open_rows = open_lead_rows(frames, report.schema)
-    leaks = find_leaks(report.schema, split.older, split.newer, open_rows)
-    return Imported(report.schema, frames, {leak.field: leak.why for leak in leaks})
+    leaks = find_leaks(report.schema, split.older, open_rows)
+    every = frozenset(f.name for f in report.schema.model_fields_in_order)
+    shifts = time_shifts(report.schema, split.older, split.newer, every)
+    return Imported(
+        report.schema,
+        frames,
+        {leak.field: leak.why for leak in leaks},
+        {shift.field for shift in shifts},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -135,10 +150,10 @@ def x_education(tmp_path_factory: pytest.TempPathFactory) -> Imported:
 
 
 def test_x_education_sales_filled_fields_are_flagged(x_education: Imported) -> None:
-    leaks = x_education.leaks
-    assert {"Tags", "Lead Quality", "Last Activity", "Last Notable Activity"} <= set(leaks)
-    assert "Lead Source" not in leaks
-    assert "time proxy" in leaks["Lead Number"]
+    assert {"Tags", "Lead Quality"} <= set(x_education.leaks)
+    time_shaped = {"Lead Number", "Last Activity", "Last Notable Activity"}
+    assert time_shaped <= x_education.shifted - set(x_education.leaks)
+    assert "Lead Source" not in set(x_education.leaks) | x_education.shifted
 
 
 def test_flagged_fields_never_reach_the_model(x_education: Imported) -> None:
@@ -146,7 +161,10 @@ def test_flagged_fields_never_reach_the_model(x_education: Imported) -> None:
     candidate = train_candidate(x_education.frames, x_education.schema, TrainingConfig(), NOW)
     excluded = {leak.field for leak in candidate.leaks if leak.excluded}
     assert excluded == set(x_education.leaks)
-    assert not excluded & set(candidate.scorer.feature_fields)
+    assert set(candidate.card.excluded_fields) >= excluded
+    assert not set(candidate.card.excluded_fields) & set(candidate.scorer.feature_fields)
+    judged = {d.field for d in candidate.facts.time_proxies}
+    assert judged == x_education.shifted
     assert "Lead Source" in candidate.scorer.feature_fields
     assert candidate.metrics["roc_auc"] < 0.95  # published notebooks reach 0.97 through Tags
 

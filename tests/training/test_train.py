@@ -204,14 +204,19 @@ def test_without_a_champion_the_lookup_has_no_problem(
     assert load_champion(client, target.model_name) == ChampionLookup(None)
 
 
-def test_a_guard_that_leaves_no_field_is_refused(
+def test_a_guard_that_leaves_no_field_is_refused_naming_each_field(
     trained: TrainedSetup, demo_schema: LeadSchema
 ) -> None:
-    from training.candidates import CandidateConfig, fit_all
-
+    """Only the sales-filled rating offered to the model: the guard excludes it, and the
+    error says which field was flagged and why."""
+    document = demo_schema.model_dump()
+    for field in document["fields"]:
+        field["known_at_scoring"] = field["name"] == "sales_rating"
+    only_the_leak = LeadSchema.model_validate(document)
     with trained.sessions() as session:
-        rows = build_training_set(training_frames(session), demo_schema)
-    rows[WEIGHT] = 1.0
-    every_field = frozenset(f.name for f in demo_schema.model_fields_in_order)
-    with pytest.raises(NotEnoughDataError, match="no model field is left"):
-        fit_all(demo_schema, rows, rows, CandidateConfig(), every_field)
+        frames = training_frames(session)
+    with pytest.raises(NotEnoughDataError, match="no model field is left") as raised:
+        train_candidate(frames, only_the_leak, TrainingConfig(), NOW)
+    assert "- sales_rating: open vs closed" in str(raised.value)
+    assert "accept_leak" in str(raised.value)
+
