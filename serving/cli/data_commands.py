@@ -6,8 +6,10 @@ from collections import Counter
 from pathlib import Path
 
 import typer
+from rich import box
+from rich.table import Table
 
-from features.schema import DEMO_SCHEMA_PATH, load_schema
+from features.schema import DEMO_SCHEMA_PATH, FieldRole, FieldType, LeadSchema, load_schema
 from features.schema_inference import ColumnRoles
 from serving.cli.common import err, fail, now, open_store, out, reported_errors, start
 from store.import_plan import OutcomeMapping
@@ -117,7 +119,23 @@ def _print_import(report: ImportReport, request: ImportRequest) -> None:
         order = "newest first" if plan.newest_first else "oldest first"
         why = f", as {report.sequence!r} runs" if report.sequence else ""
         out.print(f"No --time column: row order stands for time order, read {order}{why}.")
+    if report.schema_written:
+        _print_inferred(report.schema)
     verb = "Inferred schema written to" if report.schema_written else "Used the existing schema"
     features = sum(f.is_model_input for f in report.schema.fields)
     out.print(f"{verb} {request.schema_out} ({features} candidate model inputs); review it, then:")
     out.print(f"  LEADLOOP_SCHEMA={request.schema_out} leadloop train")
+
+
+def _print_inferred(schema: LeadSchema) -> None:
+    """What the inference made of the columns: the model inputs, then why each category (whose
+    rare values training groups) and each column set aside is so, as the file says it."""
+    inputs = [f.name for f in schema.fields if f.is_model_input]
+    out.print(f"Model inputs ({len(inputs)}): {', '.join(inputs)}.")
+    table = Table("column", "why", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for f in schema.fields:
+        category = f.is_model_input and f.type is FieldType.CATEGORICAL
+        if category or not f.is_model_input and f.role not in (FieldRole.ID, FieldRole.TIME):
+            table.add_row(f.name, f.description)
+    if table.row_count:
+        out.print(table)
