@@ -22,7 +22,7 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from features.encoding import FeatureEncoder, fit_encoder
+from features.encoding import MIN_CATEGORY_COUNT, FeatureEncoder, fit_encoder
 from features.schema import FieldRole, FieldType, LeadSchema
 from models.boosted import BoostedTrees
 from models.calibration import fit_platt
@@ -34,8 +34,6 @@ from models.scorer import MarginModel, Scorer
 from training.dataset import AS_OF, LABEL, WEIGHT
 
 _MONOTONE = {"increasing": 1, "decreasing": -1, None: 0}
-#: Categories seen fewer times than this get no one-hot term of their own in the regression.
-_MIN_CATEGORY_COUNT = 10
 #: Pseudo-counts pulling a rules level's win rate towards the overall rate.
 _RULES_SHRINKAGE = 50.0
 _RULES_BUCKETS = 4
@@ -56,7 +54,8 @@ class BoosterConfig:
     bagging_fraction: float = 0.8
     bagging_freq: int = 1
     lambda_l2: float = 5.0
-    cat_smooth: float = 20.0
+    #: Also the fewest leads a category needs to be split on: as few as the encoder keeps.
+    cat_smooth: float = float(MIN_CATEGORY_COUNT)
     max_rounds: int = 3000
     early_stopping_rounds: int = 150
     seed: int = 0
@@ -176,7 +175,7 @@ def fit_linear(encoder: FeatureEncoder, fit: Encoded, c: float) -> LinearModel:
             terms += [
                 Term(j, "category", code=float(code))
                 for code, count in zip(codes, counts, strict=True)
-                if count >= _MIN_CATEGORY_COUNT
+                if count >= MIN_CATEGORY_COUNT
             ]
         else:
             log = column.kind is FieldType.NUMERIC

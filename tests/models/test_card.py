@@ -39,12 +39,17 @@ EARLIER_CARD = {
 }
 
 
-def test_an_earlier_card_reads_back_and_writes_the_same_document() -> None:
+def test_an_earlier_card_reads_back_and_writes_the_same_document_with_new_fields_at_defaults() -> None:
     card = ModelCard.model_validate(EARLIER_CARD)
     assert card.holdout_window is not None
     assert card.seen_until == datetime(2026, 9, 30, 15, tzinfo=UTC)
     assert card.excluded_fields == ("Tags",)
-    assert card.model_dump(mode="json") == EARLIER_CARD | {"fallback": False}
+    new_fields = {"refit_leads": None, "early_stopped_iteration": None}
+    assert card.model_dump(mode="json") == EARLIER_CARD | {
+        "fallback": False,
+        "time_proxies": [],
+        "model_info": EARLIER_CARD["model_info"] | new_fields,
+    }
 
 
 def test_the_rules_fallback_has_no_holdout_and_is_seen_until_its_training_end() -> None:
