@@ -136,4 +136,6 @@ def quality_report(
         "segments": segments,
         "importance": field_importance(candidate),
         "leaks": card["leaks"],
+        "time_proxies": card["time_proxies"],
+        "refit_leads": card["model_info"]["refit_leads"],
     }

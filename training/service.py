@@ -91,6 +91,8 @@ class TrainingRun:
             "baselines": {name: b["holdout"] for name, b in card["baselines"].items()},
             "candidates": card["candidates"],
             "leaks": card["leaks"],
+            "time_proxies": card["time_proxies"],
+            "refit_leads": card["model_info"]["refit_leads"],
             "n_train": card["n_train"],
             "n_holdout": card["n_holdout"],
             "training_window": card["training_window"],

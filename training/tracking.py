@@ -51,6 +51,7 @@ def run_params(candidate: TrainedCandidate, config: TrainingConfig) -> dict[str,
         "holdout_fraction": config.holdout_fraction,
         "validation_fraction": config.validation_fraction,
         "best_iteration": card.model_info.best_iteration or "n/a",
+        "refit_leads": card.model_info.refit_leads or "not refit",
         "schema_name": scorer.schema.name,
         "schema_version": scorer.schema.version,
         "features": ",".join(scorer.feature_fields),
@@ -67,7 +68,8 @@ def run_params(candidate: TrainedCandidate, config: TrainingConfig) -> dict[str,
 
 
 def log_results(result: GateResult, config: TrainingConfig) -> None:
-    """Parameters, every model's holdout metrics, the lead schema, the card and the leaks."""
+    """Parameters, every model's holdout metrics, the lead schema, the card, the leaks and the
+    time-proxy decisions."""
     candidate = result.candidate
     mlflow.log_params(run_params(candidate, config))
     mlflow.log_metrics(candidate.metrics)
@@ -78,7 +80,7 @@ def log_results(result: GateResult, config: TrainingConfig) -> None:
     card = candidate.card.model_dump(mode="json")
     mlflow.log_text(candidate.scorer.schema.to_yaml(), "lead_schema.yaml")
     mlflow.log_dict(card, "model_card.json")
-    mlflow.log_dict({"leaks": card["leaks"]}, "leaks.json")
+    mlflow.log_dict({"leaks": card["leaks"], "time_proxies": card["time_proxies"]}, "leaks.json")
 
 
 def register(

@@ -30,6 +30,7 @@ from store.schema_fit import SchemaMismatchError, check_schema_fits_store, field
 from store.tables import Import
 
 if TYPE_CHECKING:
+    from models.card import TimeProxyDecision
     from training.service import TrainingRun
 
 
@@ -127,6 +128,13 @@ def _checked_schema(
     return choice.schema
 
 
+def _by_field(decisions: tuple[TimeProxyDecision, ...]) -> dict[str, list[TimeProxyDecision]]:
+    grouped: dict[str, list[TimeProxyDecision]] = {}
+    for decision in decisions:
+        grouped.setdefault(decision.field, []).append(decision)
+    return grouped
+
+
 def _print_training(run: TrainingRun, model_name: str, page: str) -> None:
     from training.candidates import BASELINES
     from training.metrics import METRIC_NAMES
@@ -146,7 +154,20 @@ def _print_training(run: TrainingRun, model_name: str, page: str) -> None:
     for leak in card.leaks:
         verdict = "excluded" if leak.excluded else "kept (accepted in the schema)"
         out.print(f"[yellow]Leak guard:[/] {leak.field!r} {verdict}: {leak.why}")
+    for field, decisions in _by_field(card.time_proxies).items():
+        verdicts = ", ".join(
+            f"{d.model_kind} {'drops' if d.excluded else 'keeps'} it "
+            f"({d.auc_with - d.auc_without:+.4f} AUC with it)"
+            for d in decisions
+        )
+        shift = decisions[0].shift_auc
+        out.print(f"[yellow]Time proxy:[/] {field!r} moved with time (AUC {shift:.2f}); {verdicts}")
     window = card.training_window
+    if card.model_info.refit_leads:
+        out.print(
+            f"Served model refit on all {card.model_info.refit_leads:,} closed leads "
+            "(the holdout figures are those of the model the gate judged)."
+        )
     out.print(
         f"Trained on {card.n_train:,} leads ({window.start:%Y-%m-%d} to {window.end:%Y-%m-%d}), "
         f"evaluated on the newest {card.n_holdout:,}."

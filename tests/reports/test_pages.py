@@ -189,6 +189,8 @@ def model_quality(segment: str = "webinar") -> dict[str, Any]:
         },
         "importance": [{"field": "page_views", "mean_abs_log_odds": 0.39}],
         "leaks": [],
+        "time_proxies": [],
+        "refit_leads": None,
     }
 
 
@@ -319,6 +321,26 @@ def test_model_quality_without_leaks_says_so() -> None:
         "leaks": [{"field": "stage", "excluded": False, "accepted_because": "early", "why": "x"}]
     }
     assert ["stage", "kept: early", "x"] in body_rows(pages.model_quality_page(flagged))
+
+
+def test_model_quality_lists_each_time_proxy_decision_and_the_refit() -> None:
+    html = pages.model_quality_page(model_quality())
+    assert "No field moved with time enough to be judged." in html
+    assert "refit on" not in html
+    decision = {"field": "calendar", "model_kind": "lightgbm", "shift_auc": 0.97}
+    judged = model_quality() | {
+        "time_proxies": [
+            decision | {"auc_with": 0.80, "auc_without": 0.82, "excluded": True},
+            decision
+            | {"model_kind": "logistic_regression", "auc_with": 0.79, "auc_without": 0.77}
+            | {"excluded": False},
+        ],
+        "refit_leads": 12_345,
+    }
+    rows = body_rows(pages.model_quality_page(judged))
+    assert ["calendar", "lightgbm", "excluded", "0.9700", "0.8000", "0.8200"] in rows
+    assert ["calendar", "logistic_regression", "kept", "0.9700", "0.7900", "0.7700"] in rows
+    assert "refit on 12,345 closed" in " ".join(pages.model_quality_page(judged).split())
 
 
 @pytest.mark.parametrize(
