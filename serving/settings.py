@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     min_outcomes: int = Field(default=120, ge=1)
     #: Leads sales can work a month: grade A is the best that many (unset: twice the base rate).
     sales_capacity: int | None = Field(default=None, ge=1)
+    #: Refit the gate's choice on every closed lead before registering it.
+    refit: bool = True
     #: Where `leadloop report` writes and the API serves the reports and the dashboard.
     reports_dir: Path = Path("var/reports")
     #: Hours within which sales should contact a handed-over lead (the follow-up SLA).
@@ -72,7 +74,9 @@ class Settings(BaseSettings):
     def training_config(self) -> TrainingConfig:
         from training.pipeline import TrainingConfig
 
-        return TrainingConfig(min_outcomes=self.min_outcomes, sales_capacity=self.sales_capacity)
+        return TrainingConfig(
+            min_outcomes=self.min_outcomes, sales_capacity=self.sales_capacity, refit=self.refit
+        )
 
     def report_config(self) -> ReportConfig:
         from reports.service import ReportConfig
