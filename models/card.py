@@ -113,6 +113,11 @@ class ModelCard(RunFacts):
         return (self.holdout_window or self.training_window).end
 
     @property
+    def learnt_until(self) -> datetime:
+        """The newest lead the model learnt from: the holdout's last once it was refit on it."""
+        return self.seen_until if self.model_info.refit_leads else self.training_window.end
+
+    @property
     def excluded_fields(self) -> tuple[str, ...]:
         """Fields this model does not read: excluded leaks, and time proxies it does worse with."""
         leaks = [leak.field for leak in self.leaks if leak.excluded]

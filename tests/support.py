@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import functools
 import os
 import shutil
@@ -89,13 +90,17 @@ def train(settings: Settings, sessions: sessionmaker[Session], now: datetime = N
 
 
 def register_candidate(
-    client: MlflowClient, target: TrackingTarget, candidate: TrainedCandidate
+    client: MlflowClient,
+    target: TrackingTarget,
+    candidate: TrainedCandidate,
+    config: TrainingConfig | None = None,
 ) -> TrainingRun:
     """What `train_and_register` does after fitting, for a candidate fitted earlier: judge it
-    against the registry's champion, log it, register it, move the aliases."""
+    against the registry's champion, refit it, log it, register it, move the aliases."""
+    config = config or TrainingConfig()
     champion = load_champion(client, target.model_name)
-    result = judge(candidate, champion)
-    return register_run(client, target, result, champion, NOW, TrainingConfig())
+    result = judge(dataclasses.replace(candidate, served=None), champion, config)
+    return register_run(client, target, result, champion, NOW, config)
 
 
 def report(

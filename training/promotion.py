@@ -6,6 +6,12 @@ A challenger is promoted only when
 - and, when there is a champion, it is at least as good: its AUC on the same leads is not
   lower, and the interval's lower end is above -`CHAMPION_TOLERANCE` (so a retrain on more
   data replaces an equal champion, but a worse one never does).
+
+The champion is compared only on holdout leads it has not learnt from (after its
+`learnt_until`): a champion refit on its own holdout would otherwise be judged on leads it was
+fitted to and look better than it is. A retrain soon after the last one has few such leads;
+with fewer than `MIN_COMPARED_OUTCOMES` won, or not won, among them, the champion cannot be
+compared, the reason says so, and the baseline test decides alone.
 """
 
 from __future__ import annotations
@@ -16,12 +22,13 @@ import numpy as np
 
 from models.registry import LoadedScorer
 from training.candidates import SERVABLE
-from training.dataset import LABEL, WEIGHT
+from training.dataset import AS_OF, LABEL, WEIGHT
 from training.metrics import bootstrap_weights, holdout_metrics, weighted_aucs
 from training.pipeline import TrainedCandidate, holdout_leads
 
 BOOTSTRAP_SAMPLES = 1_000
 CHAMPION_TOLERANCE = 0.01
+MIN_COMPARED_OUTCOMES = 30
 _CHUNK = 100
 
 
@@ -71,9 +78,12 @@ def compare_auc(
 
 
 def decide_promotion(
-    versus_baseline: Comparison, versus_champion: Comparison | None
+    versus_baseline: Comparison,
+    versus_champion: Comparison | None,
+    no_champion: str = "no champion yet",
 ) -> PromotionDecision:
-    """Apply the gate to comparisons measured on the same holdout."""
+    """Apply the gate to comparisons measured on the same holdout (`no_champion` says why
+    there is no champion comparison when there is none)."""
     comparisons = (versus_baseline,) + ((versus_champion,) if versus_champion else ())
     b = versus_baseline
     if not b.low > 0:  # written so that a NaN interval (a holdout without wins) fails too
@@ -86,7 +96,7 @@ def decide_promotion(
     if versus_champion is None:
         return PromotionDecision(
             True,
-            f"no champion yet, and it beats the best baseline ({b.against}) by "
+            f"{no_champion}, and it beats the best baseline ({b.against}) by "
             f"{b.difference:+.4f} AUC [{b.low:+.4f}, {b.high:+.4f}]",
             comparisons,
         )
@@ -141,9 +151,23 @@ def gate(candidate: TrainedCandidate, champion: LoadedScorer | None) -> GateResu
         )
     if champion is None:
         return GateResult(candidate, decide_promotion(versus_baseline, None), None)
-    probability = champion.scorer.predict_proba(holdout_leads(candidate))
+    unseen = (candidate.holdout[AS_OF] > champion.card.learnt_until).to_numpy()
+    won = int(y[unseen].sum())
+    if min(won, int(unseen.sum()) - won) < MIN_COMPARED_OUTCOMES:
+        why = (
+            f"the champion (version {champion.version}) was not compared: it learnt from all "
+            f"but {int(unseen.sum())} of the holdout leads ({won} won), too few to judge it on"
+        )
+        return GateResult(candidate, decide_promotion(versus_baseline, None, why), None)
+    leads = [lead for lead, new in zip(holdout_leads(candidate), unseen, strict=True) if new]
+    probability = champion.scorer.predict_proba(leads)
+    y, w = y[unseen], w[unseen]
     versus_champion = compare_auc(
-        y, candidate.holdout_probability, probability, f"version {champion.version}", w
+        y,
+        candidate.holdout_probability[unseen],
+        probability,
+        f"version {champion.version}, on the {int(unseen.sum()):,} holdout leads it never saw",
+        w,
     )
     decision = decide_promotion(versus_baseline, versus_champion)
     return GateResult(candidate, decision, holdout_metrics(y, probability, w))

@@ -119,18 +119,23 @@ def train_and_register(
     progress(f"Training on {frames.outcomes['lead_id'].nunique():,} closed leads")
     candidate = train_candidate(frames, schema, config, trained_at=now)
     progress("Comparing with the baselines and the current champion")
-    result = judge(candidate, champion)
-    if config.refit:
-        progress(f"Refitting the {result.candidate.chosen} on every closed lead")
-        result = replace(result, candidate=refit_chosen(result.candidate, config))
+    result = judge(candidate, champion, config, progress)
     progress("Logging the run and registering the model in MLflow")
     return register_run(client, target, result, champion, now, config)
 
 
-def judge(candidate: TrainedCandidate, champion: ChampionLookup) -> GateResult:
-    """The promotion gate; a champion that cannot be loaded is not compared, and the reason
-    says so."""
+def judge(
+    candidate: TrainedCandidate,
+    champion: ChampionLookup,
+    config: TrainingConfig,
+    progress: Progress = lambda _: None,
+) -> GateResult:
+    """The promotion gate, then the refit of the model it chose (when `config.refit`); a
+    champion that cannot be loaded is not compared, and the reason says so."""
     result = gate(candidate, champion.champion)
+    if config.refit:
+        progress(f"Refitting the {result.candidate.chosen} on every closed lead")
+        result = replace(result, candidate=refit_chosen(result.candidate, config))
     if champion.problem is None:
         return result
     log.warning("the champion is not compared: %s", champion.problem)

@@ -39,7 +39,7 @@ EARLIER_CARD = {
 }
 
 
-def test_an_earlier_card_reads_back_and_writes_the_same_document_with_new_fields_at_defaults() -> None:
+def test_an_earlier_card_reads_back_and_writes_the_same_document_plus_new_defaults() -> None:
     card = ModelCard.model_validate(EARLIER_CARD)
     assert card.holdout_window is not None
     assert card.seen_until == datetime(2026, 9, 30, 15, tzinfo=UTC)

@@ -25,9 +25,9 @@ def pipeline_leads() -> pd.DataFrame:
 
 
 def deals(span_days: float) -> pd.DataFrame:
-    """Closed deals created over `span_days`. Wins take longer than losses, and disqualifications are
-    fast, so whatever predicts the outcome also predicts the time to close; only fields
-    measured as the deal moves grow with it within an outcome:
+    """Closed deals created over `span_days`. Wins take longer than losses, and
+    disqualifications are fast, so whatever predicts the outcome also predicts the time to
+    close; only fields measured as the deal moves grow with it within an outcome:
 
     - `touches_logged`: calls and emails logged until the close (about one every 6 days);
     - `handoffs`: how many reps held the deal (one more per 40 days, roughly);

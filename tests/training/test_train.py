@@ -115,15 +115,21 @@ def test_the_gate_in_the_registry(
 ) -> None:
     client, target = registry
     name = target.model_name
-    first = register_candidate(client, target, candidate)
+    first = register_candidate(client, target, candidate, TrainingConfig(refit=False))
     assert first.promoted and "no champion yet" in first.decision.reason
+    assert first.card.model_info.refit_leads is None
 
+    # Version 1 never learnt from the holdout: compared on all of it, and as good.
     again = register_candidate(client, target, candidate)
     assert again.model_version == "2" and again.promoted  # as good: a retrain replaces it
     assert again.champion_metrics["roc_auc"] == pytest.approx(again.metrics["roc_auc"])
+    assert f"on the {len(candidate.holdout):,} holdout leads it never saw" in again.decision.reason
     assert str(alias_version(client, name, CHAMPION).version) == "2"
 
+    # Version 2 was refit on the holdout: it cannot be judged there, so the baselines decide.
     noise = register_candidate(client, target, noisy_candidate)
+    assert noise.champion_metrics is None
+    assert "not clearly better than the best baseline" in noise.decision.reason
     assert noise.model_version == "3" and not noise.promoted
     assert noise.metrics["roc_auc"] < again.metrics["roc_auc"] - 0.05
     assert str(alias_version(client, name, CHAMPION).version) == "2"
@@ -219,4 +225,3 @@ def test_a_guard_that_leaves_no_field_is_refused_naming_each_field(
         train_candidate(frames, only_the_leak, TrainingConfig(), NOW)
     assert "- sales_rating: open vs closed" in str(raised.value)
     assert "accept_leak" in str(raised.value)
-
