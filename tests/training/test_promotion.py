@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from models.registry import LoadedScorer
+from tests.support import TrainedSetup
+from training.dataset import AS_OF
 from training.metrics import weighted_aucs
-from training.promotion import Comparison, compare_auc, decide_promotion
+from training.promotion import Comparison, compare_auc, decide_promotion, gate
 
 RNG = np.random.default_rng(11)
 Y = (RNG.random(3_000) < 0.2).astype(int)
@@ -64,3 +69,22 @@ def test_an_undefined_interval_never_promotes() -> None:
     assert not decide_promotion(
         interval(0.01, 0.03), Comparison("version 1", nan, nan, nan)
     ).promote
+
+
+def test_a_champion_refit_on_the_holdout_is_judged_only_on_leads_it_never_saw(
+    trained: TrainedSetup,
+) -> None:
+    """The trained run's own model as champion: refit, it learnt from every holdout lead, so
+    it is not compared; the same model before the refit never saw them, so it is."""
+    candidate = dataclasses.replace(trained.run.candidate, served=None)
+    refit = LoadedScorer(trained.run.candidate.scorer, version="7", run_id="")
+    assert refit.card.learnt_until == candidate.holdout[AS_OF].max()
+    skipped = gate(candidate, refit)
+    assert skipped.champion_metrics is None
+    assert "champion (version 7) was not compared: it learnt from all but 0" in (
+        skipped.decision.reason
+    )
+    judged = LoadedScorer(candidate.scorer, version="6", run_id="")
+    compared = gate(candidate, judged)
+    assert compared.champion_metrics == pytest.approx(candidate.metrics)
+    assert f"{len(candidate.holdout):,} holdout leads it never saw" in compared.decision.reason
