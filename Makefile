@@ -53,7 +53,7 @@ mlflow: $(INSTALLED) ## Browse runs and registered models in the MLflow UI on po
 	$(BIN)/mlflow ui --backend-store-uri $${LEADLOOP_MLFLOW_TRACKING_URI:-sqlite:///var/mlflow.db} \
 	  --artifacts-destination var/mlartifacts --port 5000
 
-bench-quality: $(INSTALLED) ## Model vs baselines on the demo funnel, X Education, Maven CRM -> reports/bench/quality.md
+bench-quality: $(INSTALLED) ## Model vs baselines, one holdout and a rolling origin: demo funnel, X Education, Maven CRM -> reports/bench/quality.md
 	$(BIN)/python -m benchmarks.bench_quality
 
 bench-reports: $(INSTALLED) ## Collapse detection over 20 seeds and report timing -> reports/bench/reports.md
