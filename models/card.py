@@ -43,7 +43,8 @@ class Leak(_Frozen):
 
 class TimeProxyDecision(_Frozen):
     """Whether one candidate keeps a field whose values moved with time, and the measurement
-    behind it: the candidate's validation AUC with and without the field."""
+    behind it: the candidate's validation AUC with and without the field, and the paired
+    bootstrap 95% interval of the difference (without minus with)."""
 
     field: str
     model_kind: str
@@ -51,12 +52,15 @@ class TimeProxyDecision(_Frozen):
     shift_auc: float
     auc_with: float
     auc_without: float
+    interval_low: float
+    interval_high: float
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def excluded(self) -> bool:
-        """Excluded only when the candidate does better on the newest leads without it."""
-        return self.auc_without > self.auc_with
+        """Excluded only when the candidate does clearly better on the newest leads without it:
+        a difference within the noise of the validation leads keeps the field."""
+        return self.interval_low > 0
 
 
 class ModelResult(_Frozen):

@@ -6,6 +6,8 @@ recent leads count as much as the outcomes they stand for.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
@@ -118,3 +120,45 @@ def weighted_aucs(y: np.ndarray, probability: np.ndarray, weights: np.ndarray) -
     neg = np.add.reduceat(w * (1.0 - won), starts, axis=1)
     below = np.cumsum(neg, axis=1) - neg
     return (pos * (below + 0.5 * neg)).sum(axis=1) / (pos.sum(axis=1) * neg.sum(axis=1))
+
+
+BOOTSTRAP_SAMPLES = 1_000
+_CHUNK = 100
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Challenger AUC minus another model's, on the same holdout leads."""
+
+    against: str
+    difference: float
+    low: float
+    high: float
+
+    def to_dict(self) -> dict[str, float | str]:
+        return {"against": self.against, "auc_difference": self.difference} | {
+            "interval_low": self.low,
+            "interval_high": self.high,
+        }
+
+
+def compare_auc(
+    y: np.ndarray,
+    challenger: np.ndarray,
+    other: np.ndarray,
+    against: str,
+    lead_weights: np.ndarray | None = None,
+    n_boot: int = BOOTSTRAP_SAMPLES,
+    seed: int = 0,
+) -> Comparison:
+    """Paired bootstrap 95% interval of AUC(challenger) - AUC(other), leads weighted."""
+    rng = np.random.default_rng(seed)
+    lead = np.ones(len(y)) if lead_weights is None else np.asarray(lead_weights, dtype=float)
+    full = lead[None, :]
+    difference = float(weighted_aucs(y, challenger, full)[0] - weighted_aucs(y, other, full)[0])
+    spread = []
+    for start in range(0, n_boot, _CHUNK):  # chunks bound the memory to _CHUNK x n weights
+        weights = bootstrap_weights(len(y), min(_CHUNK, n_boot - start), rng) * lead
+        spread.append(weighted_aucs(y, challenger, weights) - weighted_aucs(y, other, weights))
+    low, high = np.quantile(np.concatenate(spread), [0.025, 0.975])
+    return Comparison(against, difference, float(low), float(high))

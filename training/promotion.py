@@ -18,34 +18,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import numpy as np
-
 from models.registry import LoadedScorer
 from training.candidates import SERVABLE
 from training.dataset import AS_OF, LABEL, WEIGHT
-from training.metrics import bootstrap_weights, holdout_metrics, weighted_aucs
+from training.metrics import Comparison, compare_auc, holdout_metrics
 from training.pipeline import TrainedCandidate, holdout_leads
 
-BOOTSTRAP_SAMPLES = 1_000
 CHAMPION_TOLERANCE = 0.01
 MIN_COMPARED_OUTCOMES = 30
-_CHUNK = 100
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Challenger AUC minus another model's, on the same holdout leads."""
-
-    against: str
-    difference: float
-    low: float
-    high: float
-
-    def to_dict(self) -> dict[str, float | str]:
-        return {"against": self.against, "auc_difference": self.difference} | {
-            "interval_low": self.low,
-            "interval_high": self.high,
-        }
 
 
 @dataclass(frozen=True)
@@ -53,28 +33,6 @@ class PromotionDecision:
     promote: bool
     reason: str
     comparisons: tuple[Comparison, ...] = ()
-
-
-def compare_auc(
-    y: np.ndarray,
-    challenger: np.ndarray,
-    other: np.ndarray,
-    against: str,
-    lead_weights: np.ndarray | None = None,
-    n_boot: int = BOOTSTRAP_SAMPLES,
-    seed: int = 0,
-) -> Comparison:
-    """Paired bootstrap 95% interval of AUC(challenger) - AUC(other), leads weighted."""
-    rng = np.random.default_rng(seed)
-    lead = np.ones(len(y)) if lead_weights is None else np.asarray(lead_weights, dtype=float)
-    full = lead[None, :]
-    difference = float(weighted_aucs(y, challenger, full)[0] - weighted_aucs(y, other, full)[0])
-    spread = []
-    for start in range(0, n_boot, _CHUNK):  # chunks bound the memory to _CHUNK x n weights
-        weights = bootstrap_weights(len(y), min(_CHUNK, n_boot - start), rng) * lead
-        spread.append(weighted_aucs(y, challenger, weights) - weighted_aucs(y, other, weights))
-    low, high = np.quantile(np.concatenate(spread), [0.025, 0.975])
-    return Comparison(against, difference, float(low), float(high))
 
 
 def decide_promotion(

@@ -9,9 +9,11 @@ nothing. The adversarial check only nominates: a field whose values alone tell t
 window from the holdout window with AUC >= 0.60 (the source field is exempt: a moving source
 mix is what marketers steer, and the model must score by source). Each servable candidate is
 then fitted with and without each nominated field (drop-column comparison), and the field is
-excluded from that candidate only when the candidate does better without it on the validation
-leads, the newest leads the run may learn from. The rules baseline, the points a person would
-write, never reads a nominated field.
+excluded from that candidate only when the candidate does clearly better without it on the
+validation leads, the newest leads the run may learn from: the paired bootstrap 95% interval of
+the AUC difference (the gate's own test) lies above zero. A difference within the noise of a
+few thousand leads keeps the field: dropping signal on a coin flip is the costlier mistake.
+The rules baseline, the points a person would write, never reads a nominated field.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from features.schema import FieldRole, LeadSchema
 from models.card import TimeProxyDecision
 from training.candidates import CandidateConfig, EncodedSplit, Fitted, fit_model
 from training.leakage import levels, out_of_fold_auc
+from training.metrics import compare_auc
 
 TIME_PROXY_AUC = 0.60
 
@@ -68,7 +71,7 @@ def fit_judged(
     config: CandidateConfig,
     shifts: tuple[TimeShift, ...],
 ) -> tuple[Fitted, tuple[TimeProxyDecision, ...]]:
-    """Fit candidate `name` without the shifted fields it does worse with, and say why.
+    """Fit candidate `name` without the shifted fields it does clearly worse with, and say why.
 
     When every field the candidate could read is shifted, there is nothing to compare a
     field's absence against, and all are kept.
@@ -77,12 +80,8 @@ def fit_judged(
     if len(data.encoder.columns) <= len(shifts):
         return full, ()
     decisions = tuple(
-        TimeProxyDecision(
-            field=shift.field,
-            model_kind=name,
-            shift_auc=shift.auc,
-            auc_with=full.validation_auc,
-            auc_without=fit_model(name, schema, data.without({shift.field}), config).validation_auc,
+        _decision(
+            name, shift, full, fit_model(name, schema, data.without({shift.field}), config), data
         )
         for shift in shifts
     )
@@ -90,3 +89,30 @@ def fit_judged(
     if not dropped:
         return full, decisions
     return fit_model(name, schema, data.without(dropped), config), decisions
+
+
+def _decision(
+    name: str, shift: TimeShift, full: Fitted, without: Fitted, data: EncodedSplit
+) -> TimeProxyDecision:
+    difference = compare_auc(
+        data.valid.y,
+        validation_margin(without, data),
+        validation_margin(full, data),
+        shift.field,
+        data.valid.w,
+    )
+    return TimeProxyDecision(
+        field=shift.field,
+        model_kind=name,
+        shift_auc=shift.auc,
+        auc_with=full.validation_auc,
+        auc_without=without.validation_auc,
+        interval_low=difference.low,
+        interval_high=difference.high,
+    )
+
+
+def validation_margin(model: Fitted, data: EncodedSplit) -> np.ndarray:
+    """A model's margins on the validation leads of `data`, read through its own columns."""
+    unread = set(data.encoder.fields) - set(model.scorer.feature_fields)
+    return model.scorer.model.margin(data.without(unread).valid.x)

@@ -330,16 +330,20 @@ def test_model_quality_lists_each_time_proxy_decision_and_the_refit() -> None:
     decision = {"field": "calendar", "model_kind": "lightgbm", "shift_auc": 0.97}
     judged = model_quality() | {
         "time_proxies": [
-            decision | {"auc_with": 0.80, "auc_without": 0.82, "excluded": True},
+            decision
+            | {"auc_with": 0.80, "auc_without": 0.82, "excluded": True}
+            | {"interval_low": 0.01, "interval_high": 0.03},
             decision
             | {"model_kind": "logistic_regression", "auc_with": 0.79, "auc_without": 0.77}
-            | {"excluded": False},
+            | {"excluded": False, "interval_low": -0.03, "interval_high": -0.01},
         ],
         "refit_leads": 12_345,
     }
     rows = body_rows(pages.model_quality_page(judged))
-    assert ["calendar", "lightgbm", "excluded", "0.9700", "0.8000", "0.8200"] in rows
-    assert ["calendar", "logistic_regression", "kept", "0.9700", "0.7900", "0.7700"] in rows
+    excluded = ["calendar", "lightgbm", "excluded", "0.9700", "0.8000", "0.8200"]
+    assert [*excluded, "0.0100", "0.0300"] in rows
+    kept = ["calendar", "logistic_regression", "kept", "0.9700", "0.7900", "0.7700"]
+    assert [*kept, "-0.0300", "-0.0100"] in rows
     assert "refit on 12,345 closed" in " ".join(pages.model_quality_page(judged).split())
 
 

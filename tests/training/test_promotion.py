@@ -11,8 +11,8 @@ from sklearn.metrics import roc_auc_score
 from models.registry import LoadedScorer
 from tests.support import TrainedSetup
 from training.dataset import AS_OF
-from training.metrics import weighted_aucs
-from training.promotion import Comparison, compare_auc, decide_promotion, gate
+from training.metrics import Comparison, compare_auc, weighted_aucs
+from training.promotion import decide_promotion, gate
 
 RNG = np.random.default_rng(11)
 Y = (RNG.random(3_000) < 0.2).astype(int)
