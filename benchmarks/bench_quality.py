@@ -202,7 +202,10 @@ def _rolling_origin_section(stores: list[Store]) -> list[str]:
         "- **served**: the gate's choice (no champion), refit on every lead closed before the "
         "cut as `leadloop train` registers it; **not refit**: the same model as the gate "
         "judged it. Their difference is the forward test of the refit: the gate selects on "
-        "the run's own holdout, the comparison is on leads after the cut. *Not promoted*: "
+        "the run's own holdout, the comparison is on leads after the cut. **settled**: the "
+        "newest leads (the run's holdout) old enough for their outcomes to be in, whose win "
+        "rate the refit's intercept followed; 0 when too few were and the validation's "
+        "calibration was kept. *Not promoted*: "
         "the gate found it not clearly better than the best baseline, so with no champion the "
         "service would have served the rules score.",
         "- **independent LR**: scikit-learn alone, fitted on the same leads (every lead "

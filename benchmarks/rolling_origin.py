@@ -178,6 +178,8 @@ class CutResult:
     metrics: dict[str, dict[str, float]]
     #: Fields the independent regression reads and the served model does not.
     served_lacks: tuple[str, ...]
+    #: Settled newest leads the refit's intercept followed (0: the validation's was kept).
+    recalibration_leads: int
     seconds: float
 
     def auc(self, model: str) -> float:
@@ -236,6 +238,7 @@ def evaluate_cut(
         promoted=judgement.decision.promote,
         metrics={name: holdout_metrics(y, p, w) for name, p in probability.items()},
         served_lacks=tuple(f for f in fields if f not in served.feature_fields),
+        recalibration_leads=judged.model.info.recalibration_leads or 0,
         seconds=time.perf_counter() - started,
     )
 
@@ -272,7 +275,7 @@ def _row(result: CutResult) -> str:
         f"| {result.auc('not_refit'):.4f} | {result.auc('independent'):.4f} "
         f"| {result.auc('rules'):.4f} | {result.auc('base_rate'):.4f} | {difference} "
         f"| {result.refit_gain:+.4f} | {result.refit_log_loss_change:+.4f} "
-        f"| {result.seconds:.0f} |"
+        f"| {result.recalibration_leads:,} | {result.seconds:.0f} |"
     )
 
 
@@ -296,9 +299,9 @@ def table(name: str, results: list[CutResult]) -> list[str]:
         "",
         "| cut (share) | n train | n test | test win rate | served | served AUC "
         "| not refit | independent LR | rules | base rate | served - LR "
-        "| refit - not (AUC) | refit - not (log loss) | s |",
+        "| refit - not (AUC) | refit - not (log loss) | settled | s |",
         "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: "
-        "| ---: | ---: | ---: |",
+        "| ---: | ---: | ---: | ---: |",
         *[_row(r) for r in results],
         "",
         *(lacks or ["The served model reads every field the independent regression reads."]),

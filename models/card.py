@@ -79,6 +79,9 @@ class ModelInfo(_Frozen):
     refit_leads: int | None = None
     #: Trees chosen by early stopping before the refit scaled them to the larger set.
     early_stopped_iteration: int | None = None
+    #: Settled newest leads the refit model's intercept was re-estimated on; 0 when too few
+    #: were settled and the calibration measured on the validation leads was kept.
+    recalibration_leads: int | None = None
 
 
 class RunFacts(_Frozen):

@@ -112,6 +112,27 @@ def censoring_weights(rows: pd.DataFrame, max_weight: float = MAX_CENSORING_WEIG
     return weights
 
 
+#: Outcomes of leads that have had this quantile of the time to close are nearly all in.
+SETTLED_QUANTILE = 0.9
+
+
+def days_to_close(rows: pd.DataFrame) -> pd.Series:
+    """Each closed lead's days from creation to its outcome."""
+    return (rows[OCCURRED_AT] - rows[CREATED_AT]).dt.total_seconds() / 86_400
+
+
+def settled(rows: pd.DataFrame) -> pd.Series:
+    """Which closed leads are old enough for nine in ten outcomes of leads like them to have
+    arrived: created at least the 90th percentile of the days to close before the newest
+    outcome. Among them the fast closers are not over-represented, so their win rate needs no
+    censoring weights to be believed. Leads whose outcomes arrive when they are created (an
+    export without dates) are all settled."""
+    if rows.empty:
+        return pd.Series(False, index=rows.index)
+    horizon = pd.Timedelta(days=float(days_to_close(rows).quantile(SETTLED_QUANTILE)))
+    return rows[CREATED_AT] <= rows[OCCURRED_AT].max() - horizon
+
+
 def shuffle_outcomes_before(
     frames: TrainingFrames, before: pd.Timestamp, seed: int = 0
 ) -> TrainingFrames:

@@ -138,4 +138,5 @@ def quality_report(
         "leaks": card["leaks"],
         "time_proxies": card["time_proxies"],
         "refit_leads": card["model_info"]["refit_leads"],
+        "recalibration_leads": card["model_info"]["recalibration_leads"],
     }

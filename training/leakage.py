@@ -43,7 +43,7 @@ from sklearn.model_selection import StratifiedKFold
 from features.encoding import FALSE_TOKENS, TRUE_TOKENS, is_missing
 from features.schema import FieldRole, FieldType, LeadField, LeadSchema
 from models.card import Leak
-from training.dataset import CREATED_AT, LABEL, OCCURRED_AT, OUTCOME
+from training.dataset import CREATED_AT, LABEL, OCCURRED_AT, OUTCOME, days_to_close, settled
 
 MISSING_LEVEL = "<missing>"
 DOMINANT_AUC = 0.85
@@ -64,8 +64,6 @@ SALES_PROCESS_WORDS = frozenset(
         "negotiation", "proposal", "prospecting", "qualification",
     }
 )  # fmt: skip
-#: Outcomes of a lead that has had this quantile of the time to close are nearly all in.
-_SETTLED_QUANTILE = 0.9
 _BINS = 20
 _SMOOTHING = 10.0
 _FOLDS = 5
@@ -170,12 +168,10 @@ def settled_closed_leads(rows: pd.DataFrame) -> pd.DataFrame:
     close (`_days`); empty when the leads have no real closing dates."""
     if CREATED_AT not in rows or OCCURRED_AT not in rows or rows.empty:
         return rows.iloc[:0]
-    days = (rows[OCCURRED_AT] - rows[CREATED_AT]).dt.total_seconds() / 86_400
+    days = days_to_close(rows)
     if days.nunique() < _BINS:  # closing dates made up from creation dates
         return rows.iloc[:0]
-    horizon = pd.Timedelta(days=float(days.quantile(_SETTLED_QUANTILE)))
-    settled = rows[CREATED_AT] <= rows[OCCURRED_AT].max() - horizon
-    return rows.assign(_days=days)[settled]
+    return rows.assign(_days=days)[settled(rows)]
 
 
 def _grows_with_time_to_close(lead_field: LeadField, settled: pd.DataFrame) -> str | None:

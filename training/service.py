@@ -93,6 +93,7 @@ class TrainingRun:
             "leaks": card["leaks"],
             "time_proxies": card["time_proxies"],
             "refit_leads": card["model_info"]["refit_leads"],
+            "recalibration_leads": card["model_info"]["recalibration_leads"],
             "n_train": card["n_train"],
             "n_holdout": card["n_holdout"],
             "training_window": card["training_window"],

@@ -30,7 +30,7 @@ from store.schema_fit import SchemaMismatchError, check_schema_fits_store, field
 from store.tables import Import
 
 if TYPE_CHECKING:
-    from models.card import TimeProxyDecision
+    from models.card import ModelCard, TimeProxyDecision
     from training.service import TrainingRun
 
 
@@ -166,7 +166,7 @@ def _print_training(run: TrainingRun, model_name: str, page: str) -> None:
     if card.model_info.refit_leads:
         out.print(
             f"Served model refit on all {card.model_info.refit_leads:,} closed leads "
-            "(the holdout figures are those of the model the gate judged)."
+            f"(the holdout figures are those of the model the gate judged); {_intercept(card)}."
         )
     out.print(
         f"Trained on {card.n_train:,} leads ({window.start:%Y-%m-%d} to {window.end:%Y-%m-%d}), "
@@ -205,3 +205,10 @@ def rollback(
     with reported_errors(RegistryError):
         version = roll_back(open_registry(settings), settings.model_name, by, reason)
     out.print(f"{settings.model_name} version {version} is the champion again ({reason}).")
+
+
+def _intercept(card: ModelCard) -> str:
+    settled = card.model_info.recalibration_leads
+    if settled:
+        return f"its intercept follows the {settled:,} newest leads whose outcomes have settled"
+    return "its calibration is the validation's: too few of the newest leads have settled"

@@ -44,7 +44,11 @@ def test_an_earlier_card_reads_back_and_writes_the_same_document_plus_new_defaul
     assert card.holdout_window is not None
     assert card.seen_until == datetime(2026, 9, 30, 15, tzinfo=UTC)
     assert card.excluded_fields == ("Tags",)
-    new_fields = {"refit_leads": None, "early_stopped_iteration": None}
+    new_fields = {
+        "refit_leads": None,
+        "early_stopped_iteration": None,
+        "recalibration_leads": None,
+    }
     assert card.model_dump(mode="json") == EARLIER_CARD | {
         "fallback": False,
         "time_proxies": [],

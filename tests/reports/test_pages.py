@@ -191,6 +191,7 @@ def model_quality(segment: str = "webinar") -> dict[str, Any]:
         "leaks": [],
         "time_proxies": [],
         "refit_leads": None,
+        "recalibration_leads": None,
     }
 
 
@@ -338,13 +339,18 @@ def test_model_quality_lists_each_time_proxy_decision_and_the_refit() -> None:
             | {"excluded": False, "interval_low": -0.03, "interval_high": -0.01},
         ],
         "refit_leads": 12_345,
+        "recalibration_leads": 0,
     }
     rows = body_rows(pages.model_quality_page(judged))
     excluded = ["calendar", "lightgbm", "excluded", "0.9700", "0.8000", "0.8200"]
     assert [*excluded, "0.0100", "0.0300"] in rows
     kept = ["calendar", "logistic_regression", "kept", "0.9700", "0.7900", "0.7700"]
     assert [*kept, "-0.0300", "-0.0100"] in rows
-    assert "refit on 12,345 closed" in " ".join(pages.model_quality_page(judged).split())
+    text = " ".join(pages.model_quality_page(judged).split())
+    assert "refit on 12,345 closed" in text
+    assert "too few of the newest leads have settled" in text
+    recalibrated = " ".join(pages.model_quality_page(judged | {"recalibration_leads": 678}).split())
+    assert "intercept follows the 678 newest leads" in recalibrated
 
 
 @pytest.mark.parametrize(

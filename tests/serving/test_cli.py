@@ -119,6 +119,7 @@ def test_demo_data_then_train(tmp_path: Path) -> None:
     required = {"run_id", "model_version", "promoted", "metrics", "n_train", "n_holdout"}
     assert required | {"leaks", "time_proxies", "refit_leads"} <= set(summary)
     assert summary["refit_leads"] == summary["n_train"] + summary["n_holdout"]
+    assert 0 <= summary["recalibration_leads"] <= summary["n_holdout"]
     assert summary["model_version"] == "1"
     assert summary["promoted"] is True
     assert set(summary["metrics"]) == METRIC_NAMES

@@ -1,20 +1,22 @@
-"""The served model is the gate's choice refit on every closed lead, recalibrated on the newest
-ones; what the gate judged stays the card's holdout record."""
+"""The served model is the gate's choice refit on every closed lead, its intercept moved to the
+newest settled leads when there are enough; what the gate judged stays the card's holdout
+record."""
 
 from __future__ import annotations
 
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.special import expit
 
 from models.registry import load_champion
 from tests.support import TrainedSetup
 from training.candidates import records
-from training.dataset import LABEL, WEIGHT
+from training.dataset import CREATED_AT, LABEL, OCCURRED_AT, WEIGHT
 from training.pipeline import TrainedCandidate, TrainingConfig
-from training.refit import refit_chosen, refit_intercept
+from training.refit import MIN_RECALIBRATION_OUTCOMES, refit_chosen, refit_intercept, settled_newest
 
 
 def test_the_registered_model_learnt_from_the_holdout_too(trained: TrainedSetup) -> None:
@@ -39,12 +41,51 @@ def test_the_card_keeps_the_holdout_metrics_of_the_model_the_gate_judged(
     assert candidate.card.metrics == candidate.evaluations[candidate.chosen].metrics
 
 
-def test_the_refit_model_predicts_the_newest_leads_win_rate(trained: TrainedSetup) -> None:
-    candidate = trained.run.candidate
+def _dated(candidate: TrainedCandidate, created_at_close: bool) -> TrainedCandidate:
+    """The candidate with every lead's creation moved to its outcome (an export without dates:
+    all settled) or the holdout's outcomes moved to one day after the newest creation (none of
+    the newest settled)."""
+    if created_at_close:
+        train, holdout = (
+            part.assign(**{CREATED_AT: part[OCCURRED_AT]})
+            for part in (candidate.train, candidate.holdout)
+        )
+    else:
+        train = candidate.train
+        end = candidate.holdout[CREATED_AT].max() + pd.Timedelta(days=1)
+        holdout = candidate.holdout.assign(**{OCCURRED_AT: end})
+    return dataclasses.replace(candidate, train=train, holdout=holdout, served=None)
+
+
+def test_settled_newest_leads_set_the_intercept(trained: TrainedSetup) -> None:
+    candidate = _dated(trained.run.candidate, created_at_close=True)
+    served = refit_chosen(candidate, TrainingConfig()).model
     newest = candidate.holdout
-    predicted = candidate.scorer.predict_proba(records(newest, candidate.scorer.feature_fields))
+    assert served.info.recalibration_leads == len(newest)
+    predicted = served.scorer.predict_proba(records(newest, served.scorer.feature_fields))
     observed = np.average(newest[LABEL], weights=newest[WEIGHT])
     assert np.average(predicted, weights=newest[WEIGHT]) == pytest.approx(observed, rel=1e-6)
+    judged = candidate.fitted[candidate.chosen].scorer.calibration
+    assert served.scorer.calibration.slope == judged.slope
+
+
+def test_without_settled_newest_leads_the_validation_calibration_is_kept(
+    trained: TrainedSetup,
+) -> None:
+    candidate = _dated(trained.run.candidate, created_at_close=False)
+    served = refit_chosen(candidate, TrainingConfig()).model
+    assert served.info.recalibration_leads == 0
+    assert served.scorer.calibration == candidate.fitted[candidate.chosen].scorer.calibration
+
+
+def test_too_few_settled_outcomes_of_one_kind_move_nothing() -> None:
+    created = pd.Series(pd.date_range("2026-01-01", periods=200, freq="D", tz="UTC"))
+    won = np.zeros(200, dtype=int)
+    won[-MIN_RECALIBRATION_OUTCOMES + 1 :] = 1
+    rows = pd.DataFrame({CREATED_AT: created, OCCURRED_AT: created, LABEL: won})
+    assert not settled_newest(rows, 100).any()
+    won[-MIN_RECALIBRATION_OUTCOMES:] = 1
+    assert settled_newest(rows.assign(**{LABEL: won}), 100).all()
 
 
 def test_boosting_rounds_grow_with_the_leads(noisy_candidate: TrainedCandidate) -> None:
