@@ -1,4 +1,5 @@
-"""The store's tables: leads, score snapshots, outcome events and the imports that wrote leads.
+"""The store's tables: leads, score snapshots, outcome events, the imports that wrote leads and
+the API keys of the HTTP API.
 
 The same definitions run on SQLite (embedded default) and PostgreSQL; Alembic migrations in
 `store/migrations` create them. Raw PII never gets a column: PII fields are kept only as keyed
@@ -135,3 +136,21 @@ class Import(Base):
     schema_path: Mapped[str] = mapped_column(String(1000))
     schema_yaml: Mapped[str] = mapped_column(Text)
     n_leads: Mapped[int] = mapped_column(Integer)
+
+
+class ApiKey(Base):
+    """A key of the HTTP API: its name, its scopes and the SHA-256 of the key, never the key.
+
+    A plain hash suffices (no salt, no slow KDF): the keys are 256 random bits, which no
+    dictionary holds, and a fast hash lets every request find its key with one indexed lookup.
+    """
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    #: Unique for good, revoked keys included: the name is how `leadloop keys` refers to a key.
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list[str]] = mapped_column(Json)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
