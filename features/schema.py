@@ -61,6 +61,10 @@ class LeadField(BaseModel):
     description: str = ""
     monotone: Literal["increasing", "decreasing"] | None = None
     categories: tuple[str, ...] | None = None
+    #: The smallest and largest value a numeric field may take (a count: minimum 0); the API
+    #: refuses values outside them.
+    minimum: float | None = None
+    maximum: float | None = None
     #: A written reason to keep this field although the leakage guard flags it.
     accept_leak: str | None = Field(default=None, min_length=10)
 
@@ -75,6 +79,11 @@ class LeadField(BaseModel):
             raise ValueError(f"field {self.name!r}: monotone needs a numeric or boolean field")
         if self.categories is not None and self.type is not FieldType.CATEGORICAL:
             raise ValueError(f"field {self.name!r}: categories only apply to categorical fields")
+        bounded = self.minimum is not None or self.maximum is not None
+        if bounded and self.type is not FieldType.NUMERIC:
+            raise ValueError(f"field {self.name!r}: minimum and maximum need a numeric field")
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            raise ValueError(f"field {self.name!r}: minimum is above maximum")
         return self
 
     @property

@@ -78,7 +78,17 @@ def infer_field(name: str, column: pd.Series) -> LeadField:
         clue = "its name" if _PII_NAME.search(name) else "e-mail addresses"
         why = f"personal data ({clue}): stored as a keyed hash, never a model input"
         return _field(name, FieldType.TEXT, FieldRole.PII, why)
-    if pd.to_numeric(values, errors="coerce").notna().all():
+    numbers = pd.to_numeric(values, errors="coerce")
+    if numbers.notna().all():
+        if (numbers >= 0).all() and (numbers == numbers.round()).all():
+            why = "numeric: every value a whole number, none negative (a count: minimum 0)"
+            return LeadField(
+                name=name,
+                type=FieldType.NUMERIC,
+                role=FieldRole.FEATURE,
+                description=why,
+                minimum=0,
+            )
         return _field(name, FieldType.NUMERIC, FieldRole.FEATURE, "numeric: every value a number")
     if values.str.contains(r"\d{4}-\d{2}-\d{2}").all() and parse_timestamps(values).notna().all():
         why = "set aside: a date (kept with the lead, not a model input as it is)"

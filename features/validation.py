@@ -3,31 +3,111 @@
 The request model is built from the schema, so the API accepts exactly the tenant's fields:
 an unknown field or a value of the wrong type is refused with the field named, while a missing
 value is fine (the model scores it through its missing-value branches).
+
+What is accepted is also what the rest of the loop can live with: every stored value is read
+back by training and the reports, so a value they cannot hold is refused here rather than
+found there. Times lie between `EARLIEST_TIME` and a little after now (a lead from the year
+3000 would be the newest lead of every later training window); ids carry no control
+characters (a newline makes an id no URL can name, a NUL is refused by PostgreSQL); numbers
+are numbers, not booleans, and within the schema's declared `minimum` and `maximum`.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import unicodedata
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    create_model,
+)
 
-from features.schema import FieldRole, FieldType, LeadSchema
+from features.schema import FieldRole, FieldType, LeadField, LeadSchema
 
 #: The request key that carries a lead's id, whatever the schema's id field is called.
 LEAD_ID_KEY = "lead_id"
 MAX_TEXT_LENGTH = 2_000
 MAX_CATEGORY_LENGTH = 200
+#: No CRM holds leads or outcomes older than this; an earlier time is a data error.
+EARLIEST_TIME = datetime(1990, 1, 1, tzinfo=UTC)
+#: How far ahead of the service's clock a time may be: clock skew, and naive local times of
+#: zones ahead of UTC (naive times are read as UTC).
+FUTURE_TOLERANCE = timedelta(days=1)
+#: Line breaks and tabs are text; every other control character is refused in free text.
+_TEXT_WHITESPACE = frozenset("\t\n\r")
 
-LeadId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+def in_time_range(moment: datetime, tolerance: timedelta = FUTURE_TOLERANCE) -> datetime:
+    """`moment` if it lies between `EARLIEST_TIME` and now + `tolerance` (naive read as UTC)."""
+    latest = datetime.now(UTC) + tolerance
+    try:
+        utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00-05:00 has no UTC time
+        utc = None
+    if utc is None or not EARLIEST_TIME <= utc <= latest:
+        raise ValueError(
+            f"must lie between {EARLIEST_TIME:%Y-%m-%d} and {latest:%Y-%m-%d %H:%M} UTC"
+        )
+    return moment
+
+
+def has_control_characters(value: str, allowed: frozenset[str] = frozenset()) -> bool:
+    return any(unicodedata.category(c) == "Cc" and c not in allowed for c in value)
+
+
+def no_control_characters(value: str) -> str:
+    """`value` if it holds no control character (ids, categories)."""
+    if has_control_characters(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def plain_text(value: str) -> str:
+    """`value` if its only control characters are line breaks and tabs (free text)."""
+    if has_control_characters(value, allowed=_TEXT_WHITESPACE):
+        raise ValueError("must not contain control characters other than line breaks and tabs")
+    return value
+
+
+def not_boolean(value: Any) -> Any:
+    """Refuse a JSON `true`/`false` where a number is expected (Python's bool is an int)."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")
+    return value
+
+
+Number = Annotated[float, BeforeValidator(not_boolean)]
+Identifier = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(no_control_characters),
+]
+LeadId = Identifier
+Moment = Annotated[datetime, AfterValidator(in_time_range)]
 
 _ANNOTATIONS: dict[FieldType, Any] = {
-    FieldType.NUMERIC: float | None,
     FieldType.BOOLEAN: bool | None,
-    FieldType.TIMESTAMP: datetime | None,
-    FieldType.CATEGORICAL: Annotated[str, Field(max_length=MAX_CATEGORY_LENGTH)] | None,
-    FieldType.TEXT: Annotated[str, Field(max_length=MAX_TEXT_LENGTH)] | None,
+    FieldType.TIMESTAMP: Moment | None,
+    FieldType.CATEGORICAL: Annotated[
+        str, Field(max_length=MAX_CATEGORY_LENGTH), AfterValidator(no_control_characters)
+    ]
+    | None,
+    FieldType.TEXT: Annotated[str, Field(max_length=MAX_TEXT_LENGTH), AfterValidator(plain_text)]
+    | None,
 }
+
+
+def _annotation(lead_field: LeadField) -> Any:
+    if lead_field.type is not FieldType.NUMERIC:
+        return _ANNOTATIONS[lead_field.type]
+    bounds = Field(ge=lead_field.minimum, le=lead_field.maximum)
+    return Annotated[Number, bounds] | None
 
 
 def lead_model(schema: LeadSchema) -> type[BaseModel]:
@@ -38,6 +118,6 @@ def lead_model(schema: LeadSchema) -> type[BaseModel]:
             continue
         if f.name == LEAD_ID_KEY:
             raise ValueError(f"{LEAD_ID_KEY!r} is reserved for the id field")
-        fields[f.name] = (_ANNOTATIONS[f.type], Field(default=None, description=f.description))
+        fields[f.name] = (_annotation(f), Field(default=None, description=f.description))
     config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, allow_inf_nan=False)
     return create_model("LeadIn", __config__=config, **fields)

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, create_model
 
 from features.schema import LeadSchema
-from features.validation import LeadId, lead_model
+from features.validation import Identifier, LeadId, Number, in_time_range, lead_model, plain_text
 from store.outcomes import Outcome
 
 MAX_BATCH = 1_000
@@ -48,16 +48,18 @@ class ScoresOut(Strict):
 
 
 class OutcomeIn(Strict):
-    event_id: str = Field(min_length=1, max_length=200)
+    event_id: Identifier
     lead_id: LeadId
     outcome: Outcome = Field(
         description="A closing outcome, or a lifecycle step for the follow-up SLA."
     )
-    occurred_at: AwareDatetime
-    amount: Annotated[float, AfterValidator(lambda v: round(v, 2))] | None = Field(
+    occurred_at: Annotated[AwareDatetime, AfterValidator(in_time_range)] = Field(
+        description="When it happened: not before the lead was created, nor in the future."
+    )
+    amount: Annotated[Number, AfterValidator(lambda v: round(v, 2))] | None = Field(
         default=None, ge=0, lt=1e12, description="Deal value; stored to the cent."
     )
-    reason: str | None = Field(default=None, max_length=500)
+    reason: Annotated[str, AfterValidator(plain_text)] | None = Field(default=None, max_length=500)
 
 
 class OutcomesIn(Strict):

@@ -7,19 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from features.schema import LeadSchema
-from features.validation import LEAD_ID_KEY
+from features.validation import FUTURE_TOLERANCE, LEAD_ID_KEY, has_control_characters
 from models.registry import LoadedScorer
 from store import repository
 from store.records import json_value, lead_row
-
-#: Outcomes dated further ahead than this are refused as clock or data errors.
-FUTURE_TOLERANCE = timedelta(hours=1)
 
 
 class InvalidOutcomesError(ValueError):
@@ -78,26 +75,31 @@ def score_leads(
 def record_outcomes(
     sessions: sessionmaker[Session], outcomes: Sequence[dict[str, Any]], now: datetime
 ) -> repository.IngestCounts:
-    """Store outcome events once each; refuse all of them if any is unusable."""
-    future = [
-        (i, "occurred_at", "is in the future")
-        for i, event in enumerate(outcomes)
-        if event["occurred_at"] > now + FUTURE_TOLERANCE
-    ]
-    if future:
-        raise InvalidOutcomesError(future)
+    """Store outcome events once each; refuse all of them if any is unusable: for a lead the
+    store has never seen, or dated before the lead was created (beyond clock skew)."""
     rows = [event | {"received_at": now} for event in outcomes]
     with sessions.begin() as session:
-        try:
-            return repository.add_outcomes(session, rows)
-        except repository.UnknownLeadsError as exc:
-            unknown = set(exc.lead_ids)
-            problems = [
-                (i, "lead_id", f"unknown lead {event['lead_id']!r}: score it first")
-                for i, event in enumerate(outcomes)
-                if event["lead_id"] in unknown
-            ]
-            raise InvalidOutcomesError(problems) from exc
+        created = repository.created_times(session, (event["lead_id"] for event in outcomes))
+        problems = [_outcome_problem(i, event, created) for i, event in enumerate(outcomes)]
+        found = [problem for problem in problems if problem is not None]
+        if found:
+            raise InvalidOutcomesError(found)
+        return repository.add_outcomes(session, rows)
+
+
+def _outcome_problem(
+    index: int, event: dict[str, Any], created: dict[str, datetime]
+) -> tuple[int, str, str] | None:
+    lead_created = created.get(event["lead_id"])
+    if lead_created is None:
+        return index, "lead_id", f"unknown lead {event['lead_id']!r}: score it first"
+    if event["occurred_at"] < lead_created - FUTURE_TOLERANCE:
+        return (
+            index,
+            "occurred_at",
+            f"is before the lead was created ({lead_created:%Y-%m-%d %H:%M} UTC)",
+        )
+    return None
 
 
 def lead_view(sessions: sessionmaker[Session], lead_id: str) -> dict[str, Any] | None:
@@ -106,6 +108,8 @@ def lead_view(sessions: sessionmaker[Session], lead_id: str) -> dict[str, Any] |
     The snapshot and outcome are returned as loaded rows: the response model reads their
     attributes, so the API shows exactly what the store holds.
     """
+    if has_control_characters(lead_id):  # never stored; PostgreSQL refuses to compare a NUL
+        return None
     with sessions() as session:
         lead = repository.get_lead(session, lead_id)
         if lead is None:

@@ -6,9 +6,10 @@ everything it was sent or nothing.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pandas as pd
@@ -16,6 +17,7 @@ from sqlalchemy import ColumnElement, Insert, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from features.validation import EARLIEST_TIME
 from store.outcomes import CLOSING_OUTCOMES, LIFECYCLE_EVENTS, Outcome
 from store.tables import Import, Lead, OutcomeEvent, ScoreSnapshot
 
@@ -25,6 +27,8 @@ _DIALECT_INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 _IN_CHUNK = 5_000
 #: Leads' attributes read per round trip when looking for fields.
 _ATTRIBUTES_BATCH = 2_000
+
+log = logging.getLogger("leadloop.store")
 
 
 class UnknownLeadsError(LookupError):
@@ -51,6 +55,8 @@ class TrainingFrames:
     #: Leads without a closing outcome (lead_id, created_at, attributes): never trained on,
     #: but the leakage guard compares them with closed ones.
     open_leads: pd.DataFrame
+    #: Stored rows left out because a time of theirs is unreadable (see `READABLE_TIMES`).
+    skipped: int = 0
 
 
 def _insert(session: Session, table: type) -> Insert:
@@ -144,6 +150,17 @@ def add_outcomes(session: Session, rows: Sequence[Mapping[str, Any]]) -> IngestC
     return IngestCounts(accepted=accepted, duplicates=len(rows) - accepted)
 
 
+def created_times(session: Session, lead_ids: Iterable[str]) -> dict[str, datetime]:
+    """When each of the stored leads among `lead_ids` was created (unknown ids are absent)."""
+    wanted = sorted(set(lead_ids))
+    found: dict[str, datetime] = {}
+    for start in range(0, len(wanted), _IN_CHUNK):
+        chunk = wanted[start : start + _IN_CHUNK]
+        rows = session.execute(select(Lead.lead_id, Lead.created_at).where(Lead.lead_id.in_(chunk)))
+        found.update({row.lead_id: row.created_at for row in rows})
+    return found
+
+
 def get_lead(session: Session, lead_id: str) -> Lead | None:
     return session.get(Lead, lead_id)
 
@@ -214,11 +231,20 @@ def training_frames(session: Session) -> TrainingFrames:
         )
     ).all()
     lead_columns = ["lead_id", "created_at", "attributes"]
+    readable = _Readable()
+    leads_frame = readable.rows(_frame(leads, lead_columns), "created_at")
     return TrainingFrames(
-        open_leads=_frame(open_leads, lead_columns),
-        leads=_frame(leads, lead_columns),
-        snapshots=_frame(snapshots, ["lead_id", "scored_at", "features"]),
-        outcomes=_frame(outcomes, ["lead_id", "event_id", "outcome", "occurred_at", "sequence"]),
+        open_leads=readable.rows(_frame(open_leads, lead_columns), "created_at"),
+        leads=leads_frame,
+        snapshots=readable.of_leads(
+            _frame(snapshots, ["lead_id", "scored_at", "features"]), "scored_at", leads_frame
+        ),
+        outcomes=readable.of_leads(
+            _frame(outcomes, ["lead_id", "event_id", "outcome", "occurred_at", "sequence"]),
+            "occurred_at",
+            leads_frame,
+        ),
+        skipped=readable.reported("training"),
     )
 
 
@@ -229,6 +255,8 @@ class ReportFrames:
     leads: pd.DataFrame  # lead_id, created_at, source, lead_type, attributes
     events: pd.DataFrame  # lead_id, outcome, occurred_at, amount, sequence
     snapshots: pd.DataFrame  # lead_id, scored_at, features
+    #: Stored rows left out because a time of theirs is unreadable (see `READABLE_TIMES`).
+    skipped: int = 0
 
 
 def report_frames(session: Session) -> ReportFrames:
@@ -248,11 +276,63 @@ def report_frames(session: Session) -> ReportFrames:
     snapshots = session.execute(
         select(ScoreSnapshot.lead_id, ScoreSnapshot.scored_at, ScoreSnapshot.features)
     ).all()
-    return ReportFrames(
-        leads=_frame(leads, ["lead_id", "created_at", "source", "lead_type", "attributes"]),
-        events=_frame(events, ["lead_id", "outcome", "occurred_at", "amount", "sequence"]),
-        snapshots=_frame(snapshots, ["lead_id", "scored_at", "features"]),
+    readable = _Readable()
+    leads_frame = readable.rows(
+        _frame(leads, ["lead_id", "created_at", "source", "lead_type", "attributes"]), "created_at"
     )
+    return ReportFrames(
+        leads=leads_frame,
+        events=readable.of_leads(
+            _frame(events, ["lead_id", "outcome", "occurred_at", "amount", "sequence"]),
+            "occurred_at",
+            leads_frame,
+        ),
+        snapshots=readable.of_leads(
+            _frame(snapshots, ["lead_id", "scored_at", "features"]), "scored_at", leads_frame
+        ),
+        skipped=readable.reported("the reports"),
+    )
+
+
+#: Times the readers take: from the earliest the API accepts to a bound every later
+#: computation can hold. A row outside them (stored before the API checked times, or written
+#: by hand) is skipped and counted, never fatal: one bad row must not stop training or reports.
+READABLE_TIMES = (EARLIEST_TIME, datetime(2200, 1, 1, tzinfo=UTC))
+
+
+class _Readable:
+    """Filters frames read from the store to readable times, counting what it leaves out."""
+
+    def __init__(self) -> None:
+        self.skipped = 0
+
+    def rows(self, frame: pd.DataFrame, column: str) -> pd.DataFrame:
+        earliest, latest = READABLE_TIMES
+        times = frame[column]
+        if pd.api.types.is_datetime64_any_dtype(times):
+            keep = (times >= earliest) & (times < latest)
+        else:  # pandas keeps times it cannot hold (the year 3000) as Python objects
+            keep = times.map(lambda t: t is not None and earliest <= t < latest).astype(bool)
+        self.skipped += int((~keep).sum())
+        return frame[keep].reset_index(drop=True)
+
+    def of_leads(self, frame: pd.DataFrame, column: str, leads: pd.DataFrame) -> pd.DataFrame:
+        """Readable rows of leads that were read (a skipped lead takes its rows with it)."""
+        known = frame["lead_id"].isin(leads["lead_id"])
+        self.skipped += int((~known).sum())
+        return self.rows(frame[known], column)
+
+    def reported(self, reader: str) -> int:
+        if self.skipped:
+            earliest, latest = READABLE_TIMES
+            log.warning(
+                "%s skipped %d stored rows dated outside %s to %s (or belonging to such a lead)",
+                reader,
+                self.skipped,
+                f"{earliest:%Y-%m-%d}",
+                f"{latest:%Y-%m-%d}",
+            )
+        return self.skipped
 
 
 def _frame(rows: Iterable[Any], columns: list[str]) -> pd.DataFrame:

@@ -147,3 +147,17 @@ def test_the_schema_file_tells_the_reviewer_why() -> None:
     text = schema.to_yaml()
     assert "description: 'categorical: " in text
     assert parse_schema(text) == schema
+
+
+@pytest.mark.parametrize(
+    ("values", "minimum"),
+    [(["0", "3", "12", "3"], 0.0), (["-1", "2", "5"], None), (["0.5", "2", "3"], None)],
+)
+def test_a_column_of_whole_non_negative_numbers_is_a_count_with_minimum_zero(
+    values: list[str], minimum: float | None
+) -> None:
+    """The API then refuses a negative count instead of storing it."""
+    inferred = infer_field("visits", pd.Series(values))
+    assert inferred.type is FieldType.NUMERIC
+    assert inferred.minimum == minimum
+    assert ("minimum 0" in inferred.description) is (minimum is not None)

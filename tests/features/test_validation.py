@@ -1,15 +1,20 @@
-"""The request model accepts exactly the tenant's fields and names whatever it refuses."""
+"""The request model accepts exactly the tenant's fields, only values the loop can live with,
+and names whatever it refuses."""
 
 from __future__ import annotations
 
 import math
+import unicodedata
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from features.schema import FieldRole, LeadSchema, parse_schema
-from features.validation import LEAD_ID_KEY, lead_model
+from features.schema import FieldRole, LeadSchema, SchemaError, parse_schema
+from features.validation import FUTURE_TOLERANCE, LEAD_ID_KEY, lead_model
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +106,99 @@ def test_a_non_id_field_called_lead_id_is_refused() -> None:
     )
     with pytest.raises(ValueError, match="reserved"):
         lead_model(schema)
+
+
+def refused_fields(model: type[BaseModel], payload: dict[str, Any]) -> set[str]:
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate(payload)
+    return error_locations(caught.value)
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        "3000-01-01T00:00:00Z",  # would be the newest lead of every later training window
+        "9999-12-31T23:00:00-05:00",  # has no UTC time: overflows
+        "0001-01-01T00:00:00+01:00",  # overflows the other way
+        "1989-12-31T23:59:59Z",
+        (datetime.now(UTC) + FUTURE_TOLERANCE + timedelta(minutes=5)).isoformat(),
+    ],
+    ids=["year-3000", "overflow-high", "overflow-low", "before-1990", "ahead-of-tolerance"],
+)
+def test_times_outside_the_documented_range_are_refused_by_name(
+    lead_in: type[BaseModel], moment: str
+) -> None:
+    assert refused_fields(lead_in, {"lead_id": "x", "created_at": moment}) == {"created_at"}
+
+
+@pytest.mark.parametrize(
+    "moment", ["1990-01-01T00:00:00Z", "2026-03-01T09:30:00+09:00", "2026-03-01T09:30:00"]
+)
+def test_times_within_the_range_are_kept_as_given(lead_in: type[BaseModel], moment: str) -> None:
+    lead = lead_in.model_validate({"lead_id": "x", "created_at": moment})
+    assert lead.created_at == datetime.fromisoformat(moment)
+
+
+@pytest.mark.parametrize("lead_id", ["a\nb", "a\x00b", "\x1b[31mred", "tab\there", "del\x7f"])
+def test_control_characters_in_ids_are_refused(lead_in: type[BaseModel], lead_id: str) -> None:
+    """A newline makes an id no URL can name; PostgreSQL refuses a NUL."""
+    assert refused_fields(lead_in, {"lead_id": lead_id}) == {LEAD_ID_KEY}
+
+
+@settings(deadline=None)
+@given(text=st.text(min_size=1, max_size=30))
+def test_an_accepted_id_never_holds_a_control_character(
+    lead_in: type[BaseModel], text: str
+) -> None:
+    """Accepted: the id as given less surrounding whitespace, free of control characters.
+    Refused: only a blank id or one holding a control character."""
+    try:
+        lead_id = lead_in.model_validate({"lead_id": text}).lead_id
+    except ValidationError:
+        assert not text.strip() or any(unicodedata.category(c) == "Cc" for c in text)
+        return
+    assert lead_id and lead_id in text and lead_id.strip() == text.strip()
+    assert not any(unicodedata.category(c) == "Cc" for c in lead_id)
+
+
+def test_categories_refuse_control_characters_and_text_keeps_line_breaks() -> None:
+    schema = parse_schema(
+        "name: t\nfields:\n"
+        "  - {name: ref, type: text, role: id}\n"
+        "  - {name: plan, type: categorical}\n"
+        "  - {name: note, type: text, role: attribute}\n"
+    )
+    model = lead_model(schema)
+    assert refused_fields(model, {"lead_id": "x", "plan": "pro\x00"}) == {"plan"}
+    assert refused_fields(model, {"lead_id": "x", "note": "hi\x00"}) == {"note"}
+    assert model.model_validate({"lead_id": "x", "note": "line 1\r\nline 2\tend"}).note
+
+
+@pytest.mark.parametrize("value", [True, False])
+def test_booleans_are_not_numbers(lead_in: type[BaseModel], value: bool) -> None:
+    assert refused_fields(lead_in, {"lead_id": "x", "page_views": value}) == {"page_views"}
+
+
+def test_declared_ranges_are_enforced() -> None:
+    schema = parse_schema(
+        "name: t\nfields:\n"
+        "  - {name: ref, type: text, role: id}\n"
+        "  - {name: visits, type: numeric, minimum: 0}\n"
+        "  - {name: rating, type: numeric, minimum: 1, maximum: 5}\n"
+    )
+    model = lead_model(schema)
+    assert refused_fields(model, {"lead_id": "x", "visits": -1}) == {"visits"}
+    assert refused_fields(model, {"lead_id": "x", "rating": 5.5}) == {"rating"}
+    assert model.model_validate({"lead_id": "x", "visits": 0, "rating": 5}).rating == 5
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "{name: plan, type: categorical, minimum: 0}",
+        "{name: visits, type: numeric, minimum: 5, maximum: 1}",
+    ],
+)
+def test_ranges_need_a_numeric_field_and_an_order(field: str) -> None:
+    with pytest.raises(SchemaError, match="minimum"):
+        parse_schema(f"name: t\nfields:\n  - {{name: ref, type: text, role: id}}\n  - {field}\n")

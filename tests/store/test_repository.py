@@ -10,18 +10,22 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
+from features.schema import LeadSchema
 from store.repository import (
     UnknownLeadsError,
     add_outcomes,
     add_snapshots,
     count_leads,
+    created_times,
     get_lead,
     latest_outcome,
     latest_snapshot,
+    report_frames,
     training_frames,
     upsert_leads,
 )
 from store.tables import Lead, OutcomeEvent, ScoreSnapshot
+from training.dataset import build_training_set
 
 T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 #: An aware time outside UTC (with microseconds): the store must give back the same instant.
@@ -295,3 +299,35 @@ def test_deleting_a_lead_removes_its_snapshots_and_outcomes(
     with sessions() as session:
         assert session.scalars(select(ScoreSnapshot.lead_id)).all() == ["stays"]
         assert session.scalars(select(OutcomeEvent.lead_id)).all() == ["stays"]
+
+
+def test_rows_with_unreadable_times_are_skipped_and_counted_not_fatal(
+    sessions: sessionmaker[Session], demo_schema: LeadSchema
+) -> None:
+    """A lead dated in the year 3000 (stored before the API checked times) must not stop
+    training or the reports: it is left out with everything of it, and counted."""
+    far = datetime(3000, 1, 1, tzinfo=UTC)
+    with sessions.begin() as session:
+        upsert_leads(session, [lead("future", at=far), lead("fine"), lead("open")])
+        add_snapshots(session, [snapshot("future", T0, 0.5), snapshot("fine", T0, 0.5)])
+        add_outcomes(
+            session,
+            [outcome("f", "future", at=far), outcome("ok", "fine", at=T0 + timedelta(days=3))],
+        )
+    with sessions() as session:
+        frames = training_frames(session)
+        report = report_frames(session)
+    assert frames.leads["lead_id"].tolist() == ["fine"]
+    assert frames.outcomes["lead_id"].tolist() == frames.snapshots["lead_id"].tolist() == ["fine"]
+    assert frames.skipped == 3  # the lead, its snapshot, its outcome
+    assert len(build_training_set(frames, demo_schema)) == 1
+    assert sorted(report.leads["lead_id"]) == ["fine", "open"]
+    assert report.events["lead_id"].tolist() == ["fine"]
+    assert report.skipped == 3
+
+
+def test_created_times_name_the_stored_leads_only(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        upsert_leads(session, [lead("a"), lead("b", at=NON_UTC)])
+    with sessions() as session:
+        assert created_times(session, ["a", "b", "nobody", "a"]) == {"a": T0, "b": NON_UTC}
