@@ -11,7 +11,13 @@ from importlib.metadata import version
 
 import typer
 
-from serving.cli import data_commands, model_commands, report_commands, serve_command
+from serving.cli import (
+    data_commands,
+    key_commands,
+    model_commands,
+    report_commands,
+    serve_command,
+)
 
 app = typer.Typer(
     help="leadloop: lead scores with reasons, learned from closed sales outcomes.",
@@ -45,3 +51,4 @@ app.command()(model_commands.promote)
 app.command()(model_commands.rollback)
 app.command()(report_commands.report)
 app.command()(serve_command.serve)
+app.add_typer(key_commands.app, name="keys")
