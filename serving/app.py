@@ -16,11 +16,13 @@ from mlflow.exceptions import MlflowException
 
 from features.schema import load_schema
 from models.registry import CHAMPION, LoadedScorer, load_champion, mlflow_client
+from serving.auth import AUTH_RESPONSES, KeyRequired
 from serving.routes import feedback, model, operations, reports
 from serving.routes.scoring import scoring_router
 from serving.schemas import scores_request_model
 from serving.settings import Settings
 from serving.state import AppState
+from store.api_keys import Scope
 from store.db import make_engine, migrate, session_factory
 from store.repository import training_frames
 from training.fallback import FALLBACK_VERSION, fallback_scorer
@@ -56,12 +58,14 @@ def create_app(settings: Settings) -> FastAPI:
         version=package_version("leadloop"),
         lifespan=lifespan,
     )
-    app.include_router(scoring_router(scores_request_model(schema)))
-    for routes in (feedback, model, reports, operations):
-        app.include_router(routes.router)
+    # Every route but liveness and readiness (which hold no data) needs an API key.
+    app.include_router(scoring_router(scores_request_model(schema)), responses=AUTH_RESPONSES)
+    for routes in (feedback, model, reports):
+        app.include_router(routes.router, responses=AUTH_RESPONSES)
+    app.include_router(operations.router)
     # What `leadloop report` wrote: the dashboard at /reports/ and each report beside it.
     report_files = StaticFiles(directory=settings.reports_dir, html=True, check_dir=False)
-    app.mount("/reports/", report_files, name="reports")
+    app.mount("/reports/", KeyRequired(report_files, Scope.READ), name="reports")
     app.add_exception_handler(RequestValidationError, _validation_error)
     return app
 

@@ -1,4 +1,5 @@
-"""Helpers the tests share: settings of a throw-away embedded set-up, seeding, training."""
+"""Helpers the tests share: settings of a throw-away embedded set-up, seeding, training, and
+clients of the API that send a key."""
 
 from __future__ import annotations
 
@@ -8,20 +9,25 @@ import functools
 import os
 import shutil
 import tempfile
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mlflow import MlflowClient
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.testclient import TestClient
 
 from features.schema import LeadSchema, load_schema
 from models.registry import load_champion, mlflow_client
 from reports.funnel_plan import Target
 from reports.quality_page import log_quality_page
 from reports.service import ReportRun, write_reports
+from serving.app import create_app
 from serving.settings import Settings
+from store.api_keys import create_key
 from store.db import make_engine, migrate, session_factory
 from store.demo_funnel import DemoFunnel, load_demo_funnel
 from training.pipeline import TrainedCandidate, TrainingConfig
@@ -69,6 +75,28 @@ def open_store(url: str) -> sessionmaker[Session]:
     engine = make_engine(url)
     migrate(engine)
     return session_factory(engine)
+
+
+def api_key(settings: Settings, *scopes: str) -> str:
+    """A new API key with `scopes` (default: admin) in `settings`' store."""
+    sessions = open_store(settings.database_url)
+    try:
+        with sessions.begin() as session:
+            name = f"test-{uuid.uuid4().hex[:12]}"
+            return create_key(session, name, scopes or ["admin"], NOW)
+    finally:
+        sessions.kw["bind"].dispose()
+
+
+def bearer(key: str) -> dict[str, str]:
+    """The header that presents `key`."""
+    return {"Authorization": f"Bearer {key}"}
+
+
+def api_client(settings: Settings, **options: Any) -> TestClient:
+    """A client of the API for `settings` that sends an admin key with every request (use it
+    as a context manager, so the app's lifespan runs)."""
+    return TestClient(create_app(settings), headers=bearer(api_key(settings)), **options)
 
 
 def seed(sessions: sessionmaker[Session], funnel: DemoFunnel, schema: LeadSchema) -> None:

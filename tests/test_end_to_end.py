@@ -12,15 +12,21 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
-from starlette.testclient import TestClient
 
 from features.schema import LeadSchema
 from models.registry import CHAMPION, alias_version, mlflow_client
-from serving.app import create_app
 from serving.settings import Settings
 from store.demo_funnel import DemoFunnel, generate_demo_funnel
 from store.repository import training_frames
-from tests.support import TrainedSetup, make_settings, open_store, register_candidate, seed, train
+from tests.support import (
+    TrainedSetup,
+    api_client,
+    make_settings,
+    open_store,
+    register_candidate,
+    seed,
+    train,
+)
 from training.dataset import LABEL, ORIGIN, build_training_set
 
 
@@ -66,7 +72,7 @@ def check_the_loop(
         }
         for i in range(40)
     ]
-    with TestClient(create_app(settings)) as client:
+    with api_client(settings) as client:
         scored = client.post("/v1/scores", json={"leads": new_leads})
         assert scored.status_code == 200 and scored.json()["model_version"] == "1", scored.text
         closed_at = datetime.now(UTC) + timedelta(seconds=1)

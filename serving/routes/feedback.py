@@ -8,13 +8,15 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import JSONResponse
 
 from serving import services
+from serving.auth import requires
 from serving.deps import StateDep
 from serving.schemas import IngestOut, LeadOut, OutcomesIn
+from store.api_keys import Scope
 
 router = APIRouter(tags=["feedback"])
 
 
-@router.post("/v1/outcomes", response_model=IngestOut)
+@router.post("/v1/outcomes", response_model=IngestOut, dependencies=[requires(Scope.INGEST)])
 def post_outcomes(body: OutcomesIn, state: StateDep) -> IngestOut | JSONResponse:
     """Record sales outcomes; an `event_id` already stored is counted as a duplicate."""
     events = [event.model_dump() for event in body.outcomes]
@@ -25,7 +27,7 @@ def post_outcomes(body: OutcomesIn, state: StateDep) -> IngestOut | JSONResponse
     return IngestOut(accepted=counts.accepted, duplicates=counts.duplicates)
 
 
-@router.get("/v1/leads/{lead_id:path}", response_model=LeadOut)
+@router.get("/v1/leads/{lead_id:path}", response_model=LeadOut, dependencies=[requires(Scope.READ)])
 def get_lead(lead_id: str, state: StateDep) -> dict:
     """The lead's latest score with reasons, and its outcome if any."""
     view = services.lead_view(state.sessions, lead_id)

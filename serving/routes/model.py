@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from serving.auth import requires
 from serving.deps import ModelDep, StateDep
 from serving.schemas import ModelOut
+from store.api_keys import Scope
 
-router = APIRouter(tags=["model"])
+router = APIRouter(tags=["model"], dependencies=[requires(Scope.READ)])
 
 
 @router.get("/v1/model", response_model=ModelOut)

@@ -6,10 +6,12 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import RedirectResponse
 
 from reports.feed import reports_feed
+from serving.auth import requires
 from serving.deps import StateDep
 from serving.schemas import AlertsOut
+from store.api_keys import Scope
 
-router = APIRouter(tags=["reports"])
+router = APIRouter(tags=["reports"], dependencies=[requires(Scope.READ)])
 
 
 @router.get("/v1/alerts", response_model=AlertsOut)

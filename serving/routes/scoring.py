@@ -10,15 +10,17 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from serving import services
+from serving.auth import requires
 from serving.deps import ModelDep, StateDep
 from serving.schemas import ScoresOut
+from store.api_keys import Scope
 
 
 def scoring_router(scores_in: type[BaseModel]) -> APIRouter:
     """The scoring route for one lead schema (`scores_in` is the schema's request model)."""
     router = APIRouter(tags=["scoring"])
 
-    @router.post("/v1/scores", response_model=ScoresOut)
+    @router.post("/v1/scores", response_model=ScoresOut, dependencies=[requires(Scope.SCORE)])
     def post_scores(body: scores_in, state: StateDep, model: ModelDep) -> dict:  # type: ignore[valid-type]
         """Score 1 to 1,000 leads; each score comes with a grade and its reasons."""
         leads = [lead.model_dump() for lead in body.leads]

@@ -7,15 +7,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from features.schema_inference import ColumnRoles
-from serving.app import create_app
 from serving.cli import app as cli
 from store.import_plan import OutcomeMapping
 from store.importing import ImportRequest, import_file
-from tests.support import NOW, PII_KEY, TrainedSetup, make_settings, open_store, report
+from tests.support import NOW, PII_KEY, TrainedSetup, api_client, make_settings, open_store, report
 
 EXPORT = """id,visits,source,stage,created,closed
 a,3,ads,won,2025-01-01,2025-02-01
@@ -102,7 +100,7 @@ def test_the_cli_refuses_bad_report_options(tmp_path: Path) -> None:
 
 
 def test_reports_are_a_404_until_the_first_run(tmp_path: Path) -> None:
-    with TestClient(create_app(make_settings(tmp_path))) as client:
+    with api_client(make_settings(tmp_path)) as client:
         assert client.get("/reports/").status_code == 404
         assert client.get("/v1/alerts").status_code == 404
 
@@ -113,5 +111,5 @@ def test_damaged_report_files_are_a_503(tmp_path: Path, damage: str) -> None:
     settings.reports_dir.mkdir(parents=True)
     (settings.reports_dir / "alerts.json").write_text("[]")
     (settings.reports_dir / "kpis.json").write_text(damage)
-    with TestClient(create_app(settings)) as client:
+    with api_client(settings) as client:
         assert client.get("/v1/alerts").status_code == 503

@@ -9,17 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from features.schema import LeadSchema
 from reports.service import ReportRun
-from serving.app import create_app
 from serving.cli import app as cli
 from serving.settings import Settings
 from store.demo_funnel import DemoFunnel
 from tests.reports.test_model_quality import Balanced
-from tests.support import NOW, TrainedSetup, chromium, open_store, report, seed
+from tests.support import NOW, TrainedSetup, api_client, chromium, open_store, report, seed
 
 REPORTS = ("source_quality", "follow_up", "funnel_plan", "model_health", "drift")
 CANARY_EMAIL = "canary.bird@leak-test.example"
@@ -60,7 +58,7 @@ def written(
         }
         for i in range(5)
     ]
-    with TestClient(create_app(settings)) as client:
+    with api_client(settings) as client:
         assert client.post("/v1/scores", json={"leads": leads}).status_code == 200
         events = [
             {
@@ -125,7 +123,7 @@ def test_alerts_are_the_same_in_every_place(written: Written) -> None:
     assert all(a["report"] in {f"{name}.html" for name in REPORTS} for a in stored)
     dashboard = (run.out / "index.html").read_text()
     assert all(a["subject"] in dashboard for a in stored)
-    with TestClient(create_app(written.settings)) as client:
+    with api_client(written.settings) as client:
         served = client.get("/v1/alerts")
         assert served.status_code == 200
         feed = served.json()

@@ -15,10 +15,9 @@ from sqlalchemy import create_engine, inspect, text
 from starlette.testclient import TestClient
 
 from features.schema import LeadSchema
-from serving.app import create_app
 from serving.schemas import MAX_BATCH
 from store.records import hash_pii
-from tests.support import PII_KEY, TrainedSetup, make_settings
+from tests.support import PII_KEY, TrainedSetup, api_client, make_settings
 
 EXAMPLE_REQUEST = Path(__file__).resolve().parents[2] / "examples" / "score_request.json"
 METRIC_NAMES = {"roc_auc", "pr_auc", "log_loss", "brier", "lift_at_10", "ece"}
@@ -28,7 +27,7 @@ NOT_MODEL_INPUTS = {"lead_id", "email", "full_name", "created_at", "sales_rating
 @pytest.fixture(scope="module")
 def client(trained: TrainedSetup) -> Iterator[TestClient]:
     """One running app over the trained setup: its lifespan loads the champion once."""
-    with TestClient(create_app(trained.settings)) as running:
+    with api_client(trained.settings) as running:
         yield running
 
 
@@ -36,14 +35,14 @@ def client(trained: TrainedSetup) -> Iterator[TestClient]:
 def empty_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     """An app whose MLflow store has never seen a training run."""
     settings = make_settings(tmp_path_factory.mktemp("untrained"))
-    with TestClient(create_app(settings)) as running:
+    with api_client(settings) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
 def lenient_client(trained: TrainedSetup) -> Iterator[TestClient]:
     """Like `client`, but a server error comes back as a 500 response instead of raising."""
-    with TestClient(create_app(trained.settings), raise_server_exceptions=False) as running:
+    with api_client(trained.settings, raise_server_exceptions=False) as running:
         yield running
 
 

@@ -9,9 +9,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from features.schema import LeadSchema
-from serving.app import create_app
 from store.demo_funnel import generate_demo_funnel
-from tests.support import make_settings, open_store, seed
+from tests.support import api_client, make_settings, open_store, seed
 from training.fallback import FALLBACK_VERSION
 
 
@@ -25,7 +24,7 @@ def client(
     sessions = open_store(settings.database_url)
     seed(sessions, generate_demo_funnel(400, seed=9), demo_schema)
     sessions.kw["bind"].dispose()
-    with TestClient(create_app(settings)) as client:
+    with api_client(settings) as client:
         yield client
 
 
