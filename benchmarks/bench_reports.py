@@ -46,7 +46,9 @@ def _frames(funnel: DemoFunnel) -> ReportFrames:
     """The funnel as the store would return it (no PII: attributes are not needed here)."""
     leads = funnel.leads[["lead_id", "created_at", "source", "lead_type"]].assign(attributes=None)
     events = pd.concat([funnel.outcomes, funnel.lifecycle], ignore_index=True)
-    events = events[["lead_id", "outcome", "occurred_at", "amount"]].assign(sequence=events.index)
+    events = events[["lead_id", "event_id", "outcome", "occurred_at", "amount"]].assign(
+        crm_sequence=None
+    )
     snapshots = pd.DataFrame(columns=["lead_id", "scored_at", "features"])
     return ReportFrames(leads, events, snapshots)
 

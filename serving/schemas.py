@@ -60,6 +60,15 @@ class OutcomeIn(Strict):
         default=None, ge=0, lt=1e12, description="Deal value; stored to the cent."
     )
     reason: Annotated[str, AfterValidator(plain_text)] | None = Field(default=None, max_length=500)
+    sequence: int | None = Field(
+        default=None,
+        ge=0,
+        lt=2**63,
+        strict=True,
+        description="The CRM's own order of its events, if it has one: of a lead's outcomes "
+        "at the same `occurred_at`, the one with the larger sequence is its final state "
+        "(without sequences: won over lost over disqualified, then the larger `event_id`).",
+    )
 
 
 class OutcomesIn(Strict):
@@ -67,8 +76,11 @@ class OutcomesIn(Strict):
 
 
 class IngestOut(Strict):
-    accepted: int
-    duplicates: int
+    accepted: int = Field(
+        description="Distinct events of the request now stored as posted, whether they were "
+        "new or sent before: a replay gets the same answer."
+    )
+    duplicates: int = Field(description="Events repeated within the request.")
 
 
 class SnapshotOut(Strict):

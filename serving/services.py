@@ -6,7 +6,7 @@ Each function opens one transaction, so a request stores all of its rows or none
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +17,14 @@ from features.validation import FUTURE_TOLERANCE, LEAD_ID_KEY, has_control_chara
 from models.registry import LoadedScorer
 from store import repository
 from store.records import json_value, lead_row
+
+
+class ConflictingEventsError(ValueError):
+    """Event ids already used (stored, or earlier in the batch) with another payload."""
+
+    def __init__(self, event_ids: list[str]) -> None:
+        super().__init__(f"event ids used before with another payload: {', '.join(event_ids)}")
+        self.event_ids = event_ids
 
 
 class InvalidOutcomesError(ValueError):
@@ -72,19 +80,49 @@ def score_leads(
     return results
 
 
+@dataclass(frozen=True)
+class RecordedOutcomes:
+    """The answer to a batch of outcomes: the same whether the batch is new or a replay."""
+
+    #: Distinct events of the batch the store now holds as posted (stored now or before).
+    accepted: int
+    #: Events repeated within the batch.
+    duplicates: int
+
+
 def record_outcomes(
     sessions: sessionmaker[Session], outcomes: Sequence[dict[str, Any]], now: datetime
-) -> repository.IngestCounts:
-    """Store outcome events once each; refuse all of them if any is unusable: for a lead the
-    store has never seen, or dated before the lead was created (beyond clock skew)."""
-    rows = [event | {"received_at": now} for event in outcomes]
+) -> RecordedOutcomes:
+    """Store outcome events once each, all or none: none if one is for a lead the store has
+    never seen, dated before the lead was created (beyond clock skew), or reuses an
+    `event_id` with another payload (within the batch, stored before, or by a request racing
+    this one: the check runs after the insert, in the same transaction)."""
+    rows = [_stored_form(event, now) for event in outcomes]
     with sessions.begin() as session:
         created = repository.created_times(session, (event["lead_id"] for event in outcomes))
         problems = [_outcome_problem(i, event, created) for i, event in enumerate(outcomes)]
         found = [problem for problem in problems if problem is not None]
         if found:
             raise InvalidOutcomesError(found)
-        return repository.add_outcomes(session, rows)
+        repository.add_outcomes(session, rows)
+        stored = repository.stored_events(session, (row["event_id"] for row in rows))
+        conflicts = sorted(
+            {row["event_id"] for row in rows if _payload(row) != stored[row["event_id"]]}
+        )
+        if conflicts:
+            raise ConflictingEventsError(conflicts)
+    distinct = len(stored)
+    return RecordedOutcomes(accepted=distinct, duplicates=len(rows) - distinct)
+
+
+def _stored_form(event: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The `outcome_events` row of a posted event: the CRM's `sequence` kept as `crm_sequence`."""
+    row = {key: value for key, value in event.items() if key != "sequence"}
+    return row | {"crm_sequence": event.get("sequence"), "received_at": now}
+
+
+def _payload(row: dict[str, Any]) -> dict[str, Any]:
+    return {key: row[key] for key in repository.EVENT_PAYLOAD}
 
 
 def _outcome_problem(

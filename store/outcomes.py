@@ -27,15 +27,34 @@ CLOSING_OUTCOMES = (Outcome.WON, Outcome.LOST, Outcome.DISQUALIFIED)
 LIFECYCLE_EVENTS = (Outcome.HANDED_OVER, Outcome.CONTACTED)
 
 
-def latest_closing_outcomes(events: pd.DataFrame) -> pd.DataFrame:
-    """One row per closed lead: its latest closing event (a re-opened lead is judged by its end).
+#: Which of a lead's events at the same moment comes last, whatever order they arrived in: the
+#: one the CRM numbered last (`crm_sequence`, when it sends one); else won over lost over
+#: disqualified (a deal marked won in the second it was marked lost was won); else the larger
+#: `event_id`. The final state is then the same for every arrival order.
+TIE_RANK = {
+    Outcome.HANDED_OVER: 0,
+    Outcome.CONTACTED: 1,
+    Outcome.DISQUALIFIED: 2,
+    Outcome.LOST: 3,
+    Outcome.WON: 4,
+}
+#: The columns an events frame is ordered by, oldest first (`_rank` is `TIE_RANK`'s).
+EVENT_ORDER = ["occurred_at", "crm_sequence", "_rank", "event_id"]
 
-    `events` has `lead_id`, `outcome`, `occurred_at` and `sequence` (the store's order, which
-    breaks ties between equal times); other events are ignored.
-    """
+
+def in_event_order(events: pd.DataFrame) -> pd.DataFrame:
+    """`events` (`occurred_at`, `crm_sequence`, `outcome`, `event_id`) oldest first, ties
+    broken by `TIE_RANK`'s rule; an event without a CRM sequence comes before one with."""
+    ranked = events.assign(_rank=events["outcome"].map(TIE_RANK))
+    ordered = ranked.sort_values(EVENT_ORDER, na_position="first", kind="stable")
+    return ordered.drop(columns="_rank")
+
+
+def latest_closing_outcomes(events: pd.DataFrame) -> pd.DataFrame:
+    """One row per closed lead: its latest closing event (a re-opened lead is judged by its end);
+    other events are ignored."""
     closing = events[events["outcome"].isin(CLOSING_OUTCOMES)]
-    ordered = closing.sort_values(["occurred_at", "sequence"], kind="stable")
-    return ordered.drop_duplicates("lead_id", keep="last")
+    return in_event_order(closing).drop_duplicates("lead_id", keep="last")
 
 
 def won_label(outcomes: pd.Series) -> pd.Series:

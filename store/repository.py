@@ -10,18 +10,17 @@ import logging
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import pandas as pd
-from sqlalchemy import ColumnElement, Insert, func, select
+from sqlalchemy import Insert, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import Session
 
 from features.validation import EARLIEST_TIME
-from store.outcomes import CLOSING_OUTCOMES, LIFECYCLE_EVENTS, Outcome
+from store.outcomes import CLOSING_OUTCOMES, LIFECYCLE_EVENTS, Outcome, latest_closing_outcomes
 from store.tables import Import, Lead, OutcomeEvent, ScoreSnapshot
 
-T = TypeVar("T", ScoreSnapshot, OutcomeEvent)
 _DIALECT_INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 #: Ids per IN (...) query, well under SQLite's limit on bound parameters.
 _IN_CHUNK = 5_000
@@ -51,7 +50,7 @@ class TrainingFrames:
 
     leads: pd.DataFrame  # lead_id, created_at, attributes
     snapshots: pd.DataFrame  # lead_id, scored_at, features
-    outcomes: pd.DataFrame  # lead_id, event_id, outcome, occurred_at, sequence
+    outcomes: pd.DataFrame  # lead_id, event_id, outcome, occurred_at, crm_sequence
     #: Leads without a closing outcome (lead_id, created_at, attributes): never trained on,
     #: but the leakage guard compares them with closed ones.
     open_leads: pd.DataFrame
@@ -166,13 +165,42 @@ def get_lead(session: Session, lead_id: str) -> Lead | None:
 
 
 def latest_snapshot(session: Session, lead_id: str) -> ScoreSnapshot | None:
-    return _latest(session, ScoreSnapshot, ScoreSnapshot.scored_at, lead_id)
+    """The lead's newest score; among equal times the last written."""
+    newest_first = (ScoreSnapshot.scored_at.desc(), ScoreSnapshot.id.desc())
+    query = select(ScoreSnapshot).where(ScoreSnapshot.lead_id == lead_id)
+    return session.scalars(query.order_by(*newest_first).limit(1)).first()
 
 
 def latest_outcome(session: Session, lead_id: str) -> OutcomeEvent | None:
-    """The lead's latest closing outcome (won, lost or disqualified)."""
+    """The lead's latest closing outcome (won, lost or disqualified), by the rule training
+    reads it with (`store.outcomes.in_event_order`)."""
     closing = OutcomeEvent.outcome.in_(CLOSING_OUTCOMES)
-    return _latest(session, OutcomeEvent, OutcomeEvent.occurred_at, lead_id, closing)
+    events = session.scalars(
+        select(OutcomeEvent).where(OutcomeEvent.lead_id == lead_id, closing)
+    ).all()
+    if not events:
+        return None
+    columns = ["lead_id", "event_id", "outcome", "occurred_at", "crm_sequence"]
+    frame = pd.DataFrame([[getattr(e, c) for c in columns] for e in events], columns=columns)
+    last = latest_closing_outcomes(frame)["event_id"].iloc[0]
+    return next(e for e in events if e.event_id == last)
+
+
+#: What an outcome event says; the same `event_id` must always say the same.
+EVENT_PAYLOAD = ("lead_id", "outcome", "occurred_at", "amount", "reason", "crm_sequence")
+
+
+def stored_events(session: Session, event_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The payload (`EVENT_PAYLOAD`) of each stored event among `event_ids`."""
+    wanted = sorted(set(event_ids))
+    columns = [getattr(OutcomeEvent, c) for c in EVENT_PAYLOAD]
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(wanted), _IN_CHUNK):
+        chunk = wanted[start : start + _IN_CHUNK]
+        query = select(OutcomeEvent.event_id, *columns).where(OutcomeEvent.event_id.in_(chunk))
+        for row in session.execute(query):
+            found[row.event_id] = {c: getattr(row, c) for c in EVENT_PAYLOAD}
+    return found
 
 
 def first_lifecycle_times(session: Session, lead_id: str) -> dict[str, datetime]:
@@ -191,19 +219,6 @@ def first_lifecycle_times(session: Session, lead_id: str) -> dict[str, datetime]
     return {kind: at for kind, at in found.items() if at is not None}
 
 
-def _latest(
-    session: Session,
-    table: type[T],
-    time: InstrumentedAttribute[datetime],
-    lead_id: str,
-    *conditions: ColumnElement[bool],
-) -> T | None:
-    """A lead's newest row by time; among equal times the last written."""
-    newest_first = (time.desc(), table.id.desc())
-    query = select(table).where(table.lead_id == lead_id, *conditions)
-    return session.scalars(query.order_by(*newest_first).limit(1)).first()
-
-
 def training_frames(session: Session) -> TrainingFrames:
     """Everything the point-in-time join needs about leads that have a closing outcome."""
     closing = OutcomeEvent.outcome.in_(CLOSING_OUTCOMES)
@@ -214,7 +229,7 @@ def training_frames(session: Session) -> TrainingFrames:
             OutcomeEvent.event_id,
             OutcomeEvent.outcome,
             OutcomeEvent.occurred_at,
-            OutcomeEvent.id.label("sequence"),
+            OutcomeEvent.crm_sequence,
         ).where(closing)
     ).all()
     leads = session.execute(
@@ -240,7 +255,7 @@ def training_frames(session: Session) -> TrainingFrames:
             _frame(snapshots, ["lead_id", "scored_at", "features"]), "scored_at", leads_frame
         ),
         outcomes=readable.of_leads(
-            _frame(outcomes, ["lead_id", "event_id", "outcome", "occurred_at", "sequence"]),
+            _frame(outcomes, ["lead_id", "event_id", "outcome", "occurred_at", "crm_sequence"]),
             "occurred_at",
             leads_frame,
         ),
@@ -253,7 +268,7 @@ class ReportFrames:
     """Every lead with all its events and snapshots: what the marketer reports read."""
 
     leads: pd.DataFrame  # lead_id, created_at, source, lead_type, attributes
-    events: pd.DataFrame  # lead_id, outcome, occurred_at, amount, sequence
+    events: pd.DataFrame  # lead_id, event_id, outcome, occurred_at, amount, crm_sequence
     snapshots: pd.DataFrame  # lead_id, scored_at, features
     #: Stored rows left out because a time of theirs is unreadable (see `READABLE_TIMES`).
     skipped: int = 0
@@ -267,10 +282,11 @@ def report_frames(session: Session) -> ReportFrames:
     events = session.execute(
         select(
             OutcomeEvent.lead_id,
+            OutcomeEvent.event_id,
             OutcomeEvent.outcome,
             OutcomeEvent.occurred_at,
             OutcomeEvent.amount,
-            OutcomeEvent.id.label("sequence"),
+            OutcomeEvent.crm_sequence,
         )
     ).all()
     snapshots = session.execute(
@@ -283,7 +299,10 @@ def report_frames(session: Session) -> ReportFrames:
     return ReportFrames(
         leads=leads_frame,
         events=readable.of_leads(
-            _frame(events, ["lead_id", "outcome", "occurred_at", "amount", "sequence"]),
+            _frame(
+                events,
+                ["lead_id", "event_id", "outcome", "occurred_at", "amount", "crm_sequence"],
+            ),
             "occurred_at",
             leads_frame,
         ),

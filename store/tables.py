@@ -117,6 +117,8 @@ class OutcomeEvent(Base):
     amount: Mapped[float | None] = mapped_column(Numeric(14, 2, asdecimal=False))
     reason: Mapped[str | None] = mapped_column(String(500))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: The CRM's own order of its events, when it sends one: it breaks ties of `occurred_at`.
+    crm_sequence: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Import(Base):

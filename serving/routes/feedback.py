@@ -16,14 +16,24 @@ from store.api_keys import Scope
 router = APIRouter(tags=["feedback"])
 
 
-@router.post("/v1/outcomes", response_model=IngestOut, dependencies=[requires(Scope.INGEST)])
+_CONFLICT = {409: {"description": "An `event_id` was used before with another payload."}}
+
+
+@router.post(
+    "/v1/outcomes",
+    response_model=IngestOut,
+    dependencies=[requires(Scope.INGEST)],
+    responses=_CONFLICT,
+)
 def post_outcomes(body: OutcomesIn, state: StateDep) -> IngestOut | JSONResponse:
-    """Record sales outcomes; an `event_id` already stored is counted as a duplicate."""
+    """Record sales outcomes, all or none; posting the same events again is answered alike."""
     events = [event.model_dump() for event in body.outcomes]
     try:
         counts = services.record_outcomes(state.sessions, events, datetime.now(UTC))
     except services.InvalidOutcomesError as exc:
         return _unprocessable(exc.problems)
+    except services.ConflictingEventsError as exc:
+        raise HTTPException(409, str(exc)) from exc
     return IngestOut(accepted=counts.accepted, duplicates=counts.duplicates)
 
 

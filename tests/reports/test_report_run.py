@@ -6,6 +6,7 @@ import json
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,7 @@ def written(
             "full_name": CANARY_NAME,
             "source": "webinar",
             "page_views": i,
+            "created_at": (NOW - timedelta(days=1)).isoformat(),
         }
         for i in range(5)
     ]

@@ -69,7 +69,8 @@ def score(client: TestClient, *leads: dict[str, Any]) -> dict[str, Any]:
 def scored_lead(client: TestClient, **fields: Any) -> str:
     """Score one new lead so outcomes can refer to it; return its id."""
     lead_id = new_id("outcome-lead")
-    score(client, {"lead_id": lead_id, "source": "webinar", **fields})
+    created = (datetime.now(UTC) - timedelta(days=2)).isoformat()
+    score(client, {"lead_id": lead_id, "source": "webinar", "created_at": created} | fields)
     return lead_id
 
 
@@ -330,17 +331,21 @@ def test_outcomes_are_accepted_and_readable(client: TestClient) -> None:
     )
 
 
-def test_redelivered_event_is_a_duplicate_and_changes_nothing(client: TestClient) -> None:
-    """Webhooks retry: an event_id seen before is counted, not stored again or overwritten."""
+def test_a_redelivered_event_is_answered_alike_and_a_changed_one_is_a_conflict(
+    client: TestClient,
+) -> None:
+    """Webhooks retry: the same event again gets the same answer and stores nothing more; the
+    same event_id saying something else is a 409, and the stored outcome stays."""
     lead_id = scored_lead(client)
     event = outcome_event(lead_id)
     first = client.post("/v1/outcomes", json={"outcomes": [event]})
-    assert first.json() == {"accepted": 1, "duplicates": 0}
+    replay = client.post("/v1/outcomes", json={"outcomes": [event]})
+    assert first.json() == replay.json() == {"accepted": 1, "duplicates": 0}
 
     altered = event | {"outcome": "lost", "amount": 1.0, "reason": "changed my mind"}
     second = client.post("/v1/outcomes", json={"outcomes": [altered]})
-    assert second.status_code == 200, second.text
-    assert second.json() == {"accepted": 0, "duplicates": 1}
+    assert second.status_code == 409, second.text
+    assert event["event_id"] in second.json()["detail"]
 
     outcome = client.get(f"/v1/leads/{lead_id}").json()["outcome"]
     assert (outcome["outcome"], outcome["amount"], outcome["reason"]) == (
@@ -359,7 +364,7 @@ def test_duplicate_event_within_one_batch_is_stored_once(client: TestClient) -> 
     assert response.status_code == 200, response.text
     assert response.json() == {"accepted": 2, "duplicates": 1}
     again = client.post("/v1/outcomes", json={"outcomes": [event, other]})
-    assert again.json() == {"accepted": 0, "duplicates": 2}
+    assert again.json() == {"accepted": 2, "duplicates": 0}
 
 
 def test_unknown_lead_refuses_the_whole_batch(client: TestClient) -> None:
@@ -518,7 +523,7 @@ def test_snapshots_keep_every_model_field_and_rescoring_keeps_the_stored_row(
 
 
 def test_lifecycle_events_are_accepted_and_shown_on_the_lead(client: TestClient) -> None:
-    lead_id = scored_lead(client, page_views=4)
+    lead_id = scored_lead(client, page_views=4, created_at="2026-10-30T08:00:00Z")
     events = [
         {
             "event_id": f"{lead_id}-h",
@@ -550,7 +555,7 @@ def test_alerts_before_any_report_say_how_to_get_them(empty_client: TestClient) 
 
 def test_first_contact_counts_only_after_the_hand_over(client: TestClient) -> None:
     """An SDR call before marketing's hand-over is not sales' follow-up."""
-    lead_id = scored_lead(client, page_views=2)
+    lead_id = scored_lead(client, page_views=2, created_at="2026-10-30T08:00:00Z")
     events = [
         {
             "event_id": f"{lead_id}-{kind}-{at}",

@@ -25,7 +25,7 @@ def frames(leads: list[tuple], snapshots: list[tuple], outcomes: list[tuple]) ->
         snapshots=pd.DataFrame(snapshots, columns=["lead_id", "scored_at", "features"]),
         outcomes=pd.DataFrame(
             [(lead, f"e{i}", outcome, at, i) for i, (lead, outcome, at) in enumerate(outcomes)],
-            columns=["lead_id", "event_id", "outcome", "occurred_at", "sequence"],
+            columns=["lead_id", "event_id", "outcome", "occurred_at", "crm_sequence"],
         ),
     )
 

@@ -1,0 +1,160 @@
+"""Ingest tells the truth: one row per event, a replay answered alike, a reused `event_id`
+refused, and a final state that does not depend on arrival order (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from serving.services import (
+    ConflictingEventsError,
+    InvalidOutcomesError,
+    RecordedOutcomes,
+    record_outcomes,
+)
+from store import repository
+from store.outcomes import latest_closing_outcomes
+from store.tables import OutcomeEvent
+
+T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+NOW = T0 + timedelta(days=60)
+
+
+def store_leads(sessions: sessionmaker[Session], *lead_ids: str) -> None:
+    rows = [
+        {
+            "lead_id": lead_id,
+            "created_at": T0,
+            "source": None,
+            "lead_type": None,
+            "attributes": {},
+            "pii_hashes": {},
+            "updated_at": T0,
+        }
+        for lead_id in lead_ids
+    ]
+    with sessions.begin() as session:
+        repository.upsert_leads(session, rows)
+
+
+def event(event_id: str, lead_id: str = "a", **changes: Any) -> dict[str, Any]:
+    """An outcome as the API hands it to the service."""
+    return {
+        "event_id": event_id,
+        "lead_id": lead_id,
+        "outcome": "won",
+        "occurred_at": T0 + timedelta(days=10),
+        "amount": 1200.5,
+        "reason": None,
+        "sequence": None,
+    } | changes
+
+
+def stored_count(sessions: sessionmaker[Session]) -> int:
+    with sessions() as session:
+        return session.scalar(select(func.count()).select_from(OutcomeEvent)) or 0
+
+
+def test_a_replay_gets_the_same_answer_and_stores_nothing_more(
+    sessions: sessionmaker[Session],
+) -> None:
+    store_leads(sessions, "a", "b")
+    batch = [event("e1"), event("e2", "b", outcome="lost", amount=None), event("e1")]
+    first = record_outcomes(sessions, batch, NOW)
+    again = record_outcomes(sessions, batch, NOW + timedelta(hours=1))
+    assert first == again == RecordedOutcomes(accepted=2, duplicates=1)
+    assert stored_count(sessions) == 2
+
+
+def test_the_same_instant_in_another_offset_is_the_same_event(
+    sessions: sessionmaker[Session],
+) -> None:
+    store_leads(sessions, "a")
+    record_outcomes(sessions, [event("e1")], NOW)
+    tokyo = (T0 + timedelta(days=10)).astimezone(timezone(timedelta(hours=9)))
+    assert record_outcomes(sessions, [event("e1", occurred_at=tokyo)], NOW).accepted == 1
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"outcome": "lost"},
+        {"amount": 1200.51},
+        {"occurred_at": T0 + timedelta(days=11)},
+        {"reason": "price"},
+        {"sequence": 7},
+    ],
+    ids=["outcome", "amount", "occurred_at", "reason", "sequence"],
+)
+def test_a_reused_event_id_with_another_payload_is_refused_and_nothing_of_the_batch_kept(
+    sessions: sessionmaker[Session], change: dict[str, Any]
+) -> None:
+    store_leads(sessions, "a", "b")
+    record_outcomes(sessions, [event("e1")], NOW)
+    with pytest.raises(ConflictingEventsError) as caught:
+        record_outcomes(sessions, [event("new", "b"), event("e1", **change)], NOW)
+    assert caught.value.event_ids == ["e1"]
+    assert stored_count(sessions) == 1
+    with sessions() as session:
+        assert repository.stored_events(session, ["e1"])["e1"]["outcome"] == "won"
+
+
+def test_a_batch_that_contradicts_itself_is_refused(sessions: sessionmaker[Session]) -> None:
+    store_leads(sessions, "a")
+    with pytest.raises(ConflictingEventsError):
+        record_outcomes(sessions, [event("e1"), event("e1", outcome="lost")], NOW)
+    assert stored_count(sessions) == 0
+
+
+def test_unknown_leads_and_outcomes_before_the_lead_are_named(
+    sessions: sessionmaker[Session],
+) -> None:
+    store_leads(sessions, "a")
+    batch = [
+        event("e1", "nobody"),
+        event("e2", occurred_at=T0 - timedelta(days=3)),
+        event("e3", occurred_at=T0 - timedelta(hours=2)),  # within clock skew: fine
+    ]
+    with pytest.raises(InvalidOutcomesError) as caught:
+        record_outcomes(sessions, batch, NOW)
+    assert [(i, field) for i, field, _ in caught.value.problems] == [
+        (0, "lead_id"),
+        (1, "occurred_at"),
+    ]
+    assert stored_count(sessions) == 0
+
+
+def tied_history(lead_id: str) -> list[dict[str, Any]]:
+    """Outcomes of one lead at one moment: with sequences, and without."""
+    at = T0 + timedelta(days=5)
+    return [
+        event(f"{lead_id}-1", lead_id, outcome="won", occurred_at=at, sequence=2),
+        event(f"{lead_id}-2", lead_id, outcome="lost", occurred_at=at, sequence=9, amount=None),
+        event(f"{lead_id}-3", lead_id, outcome="disqualified", occurred_at=at, amount=None),
+    ]
+
+
+def test_ties_end_in_the_same_state_whatever_the_arrival_order(
+    sessions: sessionmaker[Session],
+) -> None:
+    """The lead the CRM reads back and the outcome training learns agree, for both orders."""
+    store_leads(sessions, "forward", "backward", "unnumbered")
+    for one in tied_history("forward"):
+        record_outcomes(sessions, [one], NOW)
+    for one in reversed(tied_history("backward")):
+        record_outcomes(sessions, [one], NOW)
+    unnumbered = [e | {"sequence": None} for e in tied_history("unnumbered")]
+    for one in unnumbered[::-1]:
+        record_outcomes(sessions, [one], NOW)
+    with sessions() as session:
+        read_back = {
+            lead: repository.latest_outcome(session, lead).outcome  # type: ignore[union-attr]
+            for lead in ("forward", "backward", "unnumbered")
+        }
+        frames = repository.training_frames(session)
+    trained = latest_closing_outcomes(frames.outcomes).set_index("lead_id")["outcome"].to_dict()
+    assert read_back == trained == {"forward": "lost", "backward": "lost", "unnumbered": "won"}
