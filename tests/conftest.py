@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from features.schema import DEMO_SCHEMA_PATH, LeadSchema, load_schema
 from store.db import make_engine, migrate
 from store.demo_funnel import DemoFunnel, generate_demo_funnel
-from store.repository import training_frames
 from tests.support import NOW, TrainedSetup, open_store, train_setup
 from training.dataset import AS_OF, shuffle_outcomes_before
 from training.pipeline import TrainedCandidate, TrainingConfig, train_candidate
@@ -111,9 +110,7 @@ def noisy_candidate(trained: TrainedSetup, demo_schema: LeadSchema) -> TrainedCa
     """A challenger that learnt from noise: the same leads with their outcomes shuffled among
     those older than the holdout, judged on the true holdout. Its own fit (the only way to get
     a worse model honestly), shared by every test of the promotion gate."""
-    with trained.sessions() as session:
-        frames = training_frames(session)
     cutoff = trained.run.candidate.holdout[AS_OF].min()
     return train_candidate(
-        shuffle_outcomes_before(frames, cutoff), demo_schema, TrainingConfig(), NOW
+        shuffle_outcomes_before(trained.frames, cutoff), demo_schema, TrainingConfig(), NOW
     )

@@ -30,6 +30,7 @@ from serving.settings import Settings
 from store.api_keys import create_key
 from store.db import make_engine, migrate, session_factory
 from store.demo_funnel import DemoFunnel, load_demo_funnel
+from store.repository import TrainingFrames, training_frames
 from training.pipeline import TrainedCandidate, TrainingConfig
 from training.service import TrainingRun, judge, register_run, train_and_register
 from training.tracking import TrackingTarget
@@ -168,6 +169,9 @@ class TrainedSetup:
     settings: Settings
     sessions: sessionmaker[Session]
     funnel: DemoFunnel
+    #: The store as the run read it; later tests post to the same store, so a test that needs
+    #: the run's own data reads it here, not from the store.
+    frames: TrainingFrames
     run: TrainingRun
     #: Where the run's model-quality page was logged (`leadloop train` prints it).
     quality_page: str
@@ -188,6 +192,8 @@ def train_setup(
     settings = make_settings(directory, database_url)
     sessions = open_store(settings.database_url)
     seed(sessions, funnel, schema)
+    with sessions() as session:
+        frames = training_frames(session)
     run = train(settings, sessions)
     page = log_quality_page(mlflow_client(settings.mlflow_tracking_uri), run)
-    return TrainedSetup(settings, sessions, funnel, run, page)
+    return TrainedSetup(settings, sessions, funnel, frames, run, page)

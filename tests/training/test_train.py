@@ -94,8 +94,7 @@ def test_training_is_deterministic(
     candidate: TrainedCandidate, trained: TrainedSetup, demo_schema: LeadSchema
 ) -> None:
     # Its own fit: determinism is a second fit on the same data giving the same model.
-    with trained.sessions() as session:
-        again = train_candidate(training_frames(session), demo_schema, TrainingConfig(), NOW)
+    again = train_candidate(trained.frames, demo_schema, TrainingConfig(), NOW)
     for name, evaluation in candidate.evaluations.items():
         assert again.evaluations[name].metrics == evaluation.metrics, name
     assert choose(again.fitted, SERVABLE) == choose(candidate.fitted, SERVABLE)
@@ -219,9 +218,7 @@ def test_a_guard_that_leaves_no_field_is_refused_naming_each_field(
     for field in document["fields"]:
         field["known_at_scoring"] = field["name"] == "sales_rating"
     only_the_leak = LeadSchema.model_validate(document)
-    with trained.sessions() as session:
-        frames = training_frames(session)
     with pytest.raises(NotEnoughDataError, match="no model field is left") as raised:
-        train_candidate(frames, only_the_leak, TrainingConfig(), NOW)
+        train_candidate(trained.frames, only_the_leak, TrainingConfig(), NOW)
     assert "- sales_rating: open vs closed" in str(raised.value)
     assert "accept_leak" in str(raised.value)
