@@ -162,14 +162,32 @@ def _dumps(document: Any) -> str:
     return json.dumps(document, indent=1, allow_nan=False)
 
 
+#: The names of the files the last run wrote into its folder: the only files a later run removes.
+MANIFEST_FILE = ".leadloop-reports.json"
+
+
 def replace_folder(out: Path, texts: dict[str, str]) -> None:
     """Write every file beside its final name, then move each in place (no reader sees half a
-    file), and remove what an earlier run left that this one did not write."""
+    file), and remove what the previous run wrote that this one did not. `--out` may name a
+    folder that holds other files: only those in the previous run's manifest are removed."""
     out.mkdir(parents=True, exist_ok=True)
-    for name, text in texts.items():
+    previous = _previously_written(out)
+    for name, text in {**texts, MANIFEST_FILE: _dumps(sorted(texts))}.items():
         partial = out / f".{name}.partial"
         partial.write_text(text, encoding="utf-8")
         os.replace(partial, out / name)
-    for stale in out.iterdir():
-        if stale.is_file() and stale.name not in texts and stale.suffix in (".html", ".json"):
-            stale.unlink()
+    for stale in set(previous) - set(texts):
+        (out / stale).unlink(missing_ok=True)
+
+
+def _previously_written(out: Path) -> list[str]:
+    """The file names of the previous run's manifest (none if it is missing or damaged)."""
+    try:
+        names = json.loads((out / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return (
+        [n for n in names if isinstance(n, str) and Path(n).name == n]
+        if isinstance(names, list)
+        else []
+    )

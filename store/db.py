@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -20,14 +21,39 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine; for a SQLite file, its folder too, and pragmas for a shared file."""
+#: The databases leadloop's migrations and upserts are written for.
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+
+
+class StoreUrlError(ValueError):
+    """A database URL leadloop cannot open: not a URL, another database, or a missing folder."""
+
+
+def make_engine(url: str, create_folder: bool = False) -> Engine:
+    """Create an engine, with pragmas for a shared SQLite file. A SQLite file's folder must
+    exist unless `create_folder` (the default store under `var/`): a typo in a path should
+    not quietly start an empty store somewhere else."""
     url = normalise_url(url)
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
+    try:
+        parsed = make_url(url)
+    except ArgumentError:  # the URL is not echoed: it may hold a password
+        raise StoreUrlError("not a database URL (sqlite:///path or postgresql://...)") from None
+    backend = parsed.get_backend_name()
+    if backend not in SUPPORTED_BACKENDS:
+        raise StoreUrlError(
+            f"{backend!r} is not supported: leadloop stores leads in SQLite or PostgreSQL"
+        )
+    if backend != "sqlite":
         return create_engine(url, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(parsed.database).parent
+        if create_folder:
+            folder.mkdir(parents=True, exist_ok=True)
+        elif not folder.is_dir():
+            raise StoreUrlError(
+                f"the folder {folder} of the SQLite store does not exist: create it, or correct "
+                "LEADLOOP_DATABASE_URL"
+            )
     engine = create_engine(url, connect_args={"timeout": 30})
 
     @event.listens_for(engine, "connect")

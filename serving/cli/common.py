@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from features.schema import SchemaError
 from serving.settings import Settings
-from store.db import make_engine, migrate, session_factory
+from store.db import StoreUrlError, make_engine, migrate, session_factory
 from store.export_reader import ImportFileError
 from training.split import NotEnoughDataError
 
@@ -124,7 +124,8 @@ def user() -> str:
 
 def open_store(settings: Settings) -> sessionmaker[Session]:
     """The store at LEADLOOP_DATABASE_URL, migrated to the latest schema."""
-    engine = make_engine(settings.database_url)
+    default = settings.database_url == Settings.model_fields["database_url"].default
+    engine = make_engine(settings.database_url, create_folder=default)
     migrate(engine)
     return session_factory(engine)
 
@@ -144,7 +145,7 @@ def reported_errors(*also: type[Exception]) -> Iterator[None]:
 
     try:
         yield
-    except (SchemaError, NotEnoughDataError, ImportFileError, *also) as exc:
+    except (SchemaError, NotEnoughDataError, ImportFileError, StoreUrlError, *also) as exc:
         raise fail(str(exc)) from None
     except SQLAlchemyError as exc:
         detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from features.schema_inference import ColumnRoles
+from reports.service import MANIFEST_FILE
 from serving.cli import app as cli
 from store.import_plan import OutcomeMapping
 from store.importing import ImportRequest, import_file
@@ -82,10 +83,22 @@ def test_a_champion_newer_than_the_report_date_is_not_used(
     assert later.kpis["champion_version"] == "1"
 
 
-def test_a_second_run_leaves_no_stale_file(trained: TrainedSetup, tmp_path: Path) -> None:
-    (tmp_path / "old_report.html").write_text("from another time")
+def test_a_run_removes_only_what_the_previous_run_wrote(
+    trained: TrainedSetup, tmp_path: Path
+) -> None:
+    """`--out` may be a folder with the user's own files: they are never deleted."""
+    theirs = tmp_path / "board_minutes.html"
+    theirs.write_text("the user's own page")
+    first = report(trained.settings, trained.sessions, tmp_path, None, None)
+    manifest = json.loads((tmp_path / MANIFEST_FILE).read_text())
+    assert "index.html" in manifest and theirs.name not in manifest
+    retired = tmp_path / "retired_report.html"  # a page an earlier version wrote
+    retired.write_text("from another time")
+    (tmp_path / MANIFEST_FILE).write_text(json.dumps([*manifest, retired.name, "../escape"]))
     report(trained.settings, trained.sessions, tmp_path, None, None)
-    assert not (tmp_path / "old_report.html").exists()
+    assert theirs.read_text() == "the user's own page"
+    assert not retired.exists()
+    assert (first.out / "index.html").exists()
     assert not list(tmp_path.glob(".*partial"))
 
 

@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner, Result
 
 from features.schema import DEMO_SCHEMA_PATH, LeadSchema
@@ -190,3 +191,26 @@ def test_import_warns_when_the_store_holds_other_leads(tmp_path: Path) -> None:
         "the store already held 3 leads that are not in this file (the last import was "
         "export.csv)" in one_line(result.stderr)
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("mysql://user:secret@localhost/leads", "'mysql' is not supported"),
+        ("not a url at all", "not a database URL"),
+        ("sqlite:///{missing}/store.db", "does not exist"),
+    ],
+    ids=["unsupported-driver", "garbage", "missing-folder"],
+)
+def test_a_store_url_leadloop_cannot_open_is_one_line_and_exit_2(
+    tmp_path: Path, url: str, says: str
+) -> None:
+    """Not a traceback, no password echoed, and no empty store started in a mistyped folder."""
+    missing = tmp_path / "no" / "such" / "folder"
+    env = store_env(tmp_path, LEADLOOP_DATABASE_URL=url.format(missing=missing))
+    for command in (["train"], ["report"], ["demo-data"]):
+        result = invoke(env, *command)
+        assert result.exit_code == 2, result.output
+        assert says in one_line(result.output) and "secret" not in result.output
+        assert "Traceback" not in result.output
+    assert not missing.parent.exists()
