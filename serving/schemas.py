@@ -83,6 +83,13 @@ class IngestOut(Strict):
     duplicates: int = Field(description="Events repeated within the request.")
 
 
+class ErasedOut(Strict):
+    """What an erasure removed besides the lead's own row."""
+
+    snapshots: int = Field(description="Score snapshots removed.")
+    outcomes: int = Field(description="Outcome and lifecycle events removed.")
+
+
 class SnapshotOut(Strict):
     scored_at: datetime
     model_version: str

@@ -12,10 +12,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from features.pii import scrub
 from features.schema import LeadSchema
 from features.validation import FUTURE_TOLERANCE, LEAD_ID_KEY, has_control_characters
 from models.registry import LoadedScorer
-from store import repository
+from store import erasure, repository
 from store.records import json_value, lead_row
 
 
@@ -74,9 +75,11 @@ def score_leads(
             }
         )
     with sessions.begin() as session:
-        rows = [lead_row(schema, x, pii_key, now) for x in leads]
+        # An erased lead is scored (the caller asked) but nothing of it is stored again.
+        erased = erasure.erased_ids(session, (lead[LEAD_ID_KEY] for lead in leads), pii_key)
+        rows = [lead_row(schema, x, pii_key, now) for x in leads if x[LEAD_ID_KEY] not in erased]
         repository.upsert_leads(session, rows, replace_attributes=False)
-        repository.add_snapshots(session, snapshots)
+        repository.add_snapshots(session, [s for s in snapshots if s["lead_id"] not in erased])
     return results
 
 
@@ -91,7 +94,10 @@ class RecordedOutcomes:
 
 
 def record_outcomes(
-    sessions: sessionmaker[Session], outcomes: Sequence[dict[str, Any]], now: datetime
+    sessions: sessionmaker[Session],
+    outcomes: Sequence[dict[str, Any]],
+    pii_key: bytes,
+    now: datetime,
 ) -> RecordedOutcomes:
     """Store outcome events once each, all or none: none if one is for a lead the store has
     never seen, dated before the lead was created (beyond clock skew), or reuses an
@@ -99,8 +105,10 @@ def record_outcomes(
     this one: the check runs after the insert, in the same transaction)."""
     rows = [_stored_form(event, now) for event in outcomes]
     with sessions.begin() as session:
-        created = repository.created_times(session, (event["lead_id"] for event in outcomes))
-        problems = [_outcome_problem(i, event, created) for i, event in enumerate(outcomes)]
+        lead_ids = [event["lead_id"] for event in outcomes]
+        created = repository.created_times(session, lead_ids)
+        erased = erasure.erased_ids(session, (i for i in lead_ids if i not in created), pii_key)
+        problems = [_outcome_problem(i, event, created, erased) for i, event in enumerate(outcomes)]
         found = [problem for problem in problems if problem is not None]
         if found:
             raise InvalidOutcomesError(found)
@@ -118,7 +126,12 @@ def record_outcomes(
 def _stored_form(event: dict[str, Any], now: datetime) -> dict[str, Any]:
     """The `outcome_events` row of a posted event: the CRM's `sequence` kept as `crm_sequence`."""
     row = {key: value for key, value in event.items() if key != "sequence"}
-    return row | {"crm_sequence": event.get("sequence"), "received_at": now}
+    reason = event.get("reason")
+    return row | {
+        "reason": scrub(reason) if reason else reason,
+        "crm_sequence": event.get("sequence"),
+        "received_at": now,
+    }
 
 
 def _payload(row: dict[str, Any]) -> dict[str, Any]:
@@ -126,9 +139,11 @@ def _payload(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _outcome_problem(
-    index: int, event: dict[str, Any], created: dict[str, datetime]
+    index: int, event: dict[str, Any], created: dict[str, datetime], erased: set[str]
 ) -> tuple[int, str, str] | None:
     lead_created = created.get(event["lead_id"])
+    if event["lead_id"] in erased:
+        return index, "lead_id", "the lead was erased on request: nothing of it is stored"
     if lead_created is None:
         return index, "lead_id", f"unknown lead {event['lead_id']!r}: score it first"
     if event["occurred_at"] < lead_created - FUTURE_TOLERANCE:
@@ -138,6 +153,14 @@ def _outcome_problem(
             f"is before the lead was created ({lead_created:%Y-%m-%d %H:%M} UTC)",
         )
     return None
+
+
+def erase_lead(
+    sessions: sessionmaker[Session], lead_id: str, pii_key: bytes, now: datetime
+) -> erasure.ErasedRows | None:
+    """Erase a lead everywhere and keep it out from now on; None if the store holds none."""
+    with sessions.begin() as session:
+        return erasure.erase_lead(session, lead_id, pii_key, now)
 
 
 def lead_view(sessions: sessionmaker[Session], lead_id: str) -> dict[str, Any] | None:

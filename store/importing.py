@@ -24,6 +24,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from features.schema import LeadSchema, load_schema, save_schema
 from features.schema_inference import ColumnRoles, infer_schema
+from features.validation import LEAD_ID_KEY
+from store.erasure import erased_ids
 from store.export_reader import ImportFileError, Malformed, read_table, separator_hint
 from store.import_plan import ImportPlan, OutcomeMapping, plan_import, unseen_outcome_values
 from store.records import lead_row
@@ -120,13 +122,18 @@ def write_import(
     pii_key: bytes,
     received_at: datetime,
 ) -> IngestCounts:
-    """Upsert the plan's leads and add its outcome events in the caller's transaction."""
+    """Upsert the plan's leads and add its outcome events in the caller's transaction; a lead
+    erased on request stays out, with its events."""
+    erased = erased_ids(session, (lead[LEAD_ID_KEY] for lead in plan.leads), pii_key)
     rows = [
         lead_row(schema, lead, pii_key, received_at) | {"created_at": created_at}
         for lead, created_at in zip(plan.leads, plan.created_at, strict=True)
+        if lead[LEAD_ID_KEY] not in erased
     ]
     upsert_leads(session, rows)
-    events: Iterable[dict[str, Any]] = (e | {"received_at": received_at} for e in plan.outcomes)
+    events: Iterable[dict[str, Any]] = (
+        e | {"received_at": received_at} for e in plan.outcomes if e["lead_id"] not in erased
+    )
     return add_outcomes(session, list(events))
 
 

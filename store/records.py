@@ -14,7 +14,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from features.encoding import category_label, is_missing
-from features.schema import FieldRole, LeadSchema
+from features.pii import scrub
+from features.schema import FieldRole, FieldType, LeadSchema
 from features.validation import LEAD_ID_KEY
 
 
@@ -57,7 +58,10 @@ def lead_row(
             if not is_missing(value):
                 pii_hashes[f.name] = hash_pii(value, pii_key)
         else:
-            attributes[f.name] = json_value(value)
+            stored = json_value(value)
+            if f.type is FieldType.TEXT and isinstance(stored, str):
+                stored = scrub(stored)  # free text keeps no e-mail address or phone number
+            attributes[f.name] = stored
     time_field = schema.field_with_role(FieldRole.TIME)
     return {
         "lead_id": str(lead[LEAD_ID_KEY]),

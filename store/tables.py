@@ -83,6 +83,16 @@ class Lead(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class ErasedLead(Base):
+    """A lead erased on request: only a keyed hash of its id (HMAC with the PII key), so the
+    store can refuse the lead when it comes back without keeping who it was."""
+
+    __tablename__ = "erased_leads"
+
+    lead_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    erased_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class ScoreSnapshot(Base):
     __tablename__ = "score_snapshots"
     __table_args__ = (Index(None, "lead_id", "scored_at"),)

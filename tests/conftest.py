@@ -26,7 +26,7 @@ from training.pipeline import TrainedCandidate, TrainingConfig, train_candidate
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 SMALL_FUNNEL_LEADS = 6_000
-TABLES = ("api_keys", "imports", "score_snapshots", "outcome_events", "leads")
+TABLES = ("api_keys", "erased_leads", "imports", "score_snapshots", "outcome_events", "leads")
 
 
 @pytest.fixture(autouse=True)

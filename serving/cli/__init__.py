@@ -46,6 +46,7 @@ def main(
 
 app.command("demo-data")(data_commands.demo_data)
 app.command("import")(data_commands.import_export)
+app.command()(data_commands.erase)
 app.command()(model_commands.train)
 app.command()(model_commands.promote)
 app.command()(model_commands.rollback)

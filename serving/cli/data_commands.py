@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from features.schema import DEMO_SCHEMA_PATH, FieldRole, FieldType, LeadSchema, load_schema
@@ -139,3 +140,22 @@ def _print_inferred(schema: LeadSchema) -> None:
             table.add_row(f.name, f.description)
     if table.row_count:
         out.print(table)
+
+
+def erase(
+    lead_id: str = typer.Argument(..., metavar="LEAD_ID", help="The CRM's lead id."),
+) -> None:
+    """Erase a lead everywhere (its row, scores and outcomes) and keep it out from now on."""
+    settings = start()
+    from serving.services import erase_lead
+
+    with reported_errors():
+        erased = erase_lead(open_store(settings), lead_id, settings.pii_key_bytes, now())
+    if erased is None:
+        raise fail(f"no lead {lead_id!r} in the store: nothing erased")
+    removed = f"{erased.snapshots:,} scores and {erased.outcomes:,} outcome events"
+    err.print(
+        f"Erased lead {escape(repr(lead_id))}: its row, {removed}. Imports and requests "
+        "that send it again will not store it; models trained before keep what they learnt "
+        "until the next training run."
+    )

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from serving import services
 from serving.auth import requires
 from serving.deps import StateDep
-from serving.schemas import IngestOut, LeadOut, OutcomesIn
+from serving.schemas import ErasedOut, IngestOut, LeadOut, OutcomesIn
 from store.api_keys import Scope
 
 router = APIRouter(tags=["feedback"])
@@ -29,7 +29,7 @@ def post_outcomes(body: OutcomesIn, state: StateDep) -> IngestOut | JSONResponse
     """Record sales outcomes, all or none; posting the same events again is answered alike."""
     events = [event.model_dump() for event in body.outcomes]
     try:
-        counts = services.record_outcomes(state.sessions, events, datetime.now(UTC))
+        counts = services.record_outcomes(state.sessions, events, state.pii_key, datetime.now(UTC))
     except services.InvalidOutcomesError as exc:
         return _unprocessable(exc.problems)
     except services.ConflictingEventsError as exc:
@@ -37,13 +37,32 @@ def post_outcomes(body: OutcomesIn, state: StateDep) -> IngestOut | JSONResponse
     return IngestOut(accepted=counts.accepted, duplicates=counts.duplicates)
 
 
-@router.get("/v1/leads/{lead_id:path}", response_model=LeadOut, dependencies=[requires(Scope.READ)])
+@router.get(
+    "/v1/leads/{lead_id:path}",
+    response_model=LeadOut,
+    dependencies=[requires(Scope.READ)],
+    responses={404: {"description": "The store holds no such lead."}},
+)
 def get_lead(lead_id: str, state: StateDep) -> dict:
     """The lead's latest score with reasons, and its outcome if any."""
     view = services.lead_view(state.sessions, lead_id)
     if view is None:
         raise HTTPException(404, f"unknown lead {lead_id!r}")
     return view
+
+
+@router.delete(
+    "/v1/leads/{lead_id:path}",
+    response_model=ErasedOut,
+    dependencies=[requires(Scope.ADMIN)],
+    responses={404: {"description": "The store holds no such lead."}},
+)
+def erase_lead(lead_id: str, state: StateDep) -> ErasedOut:
+    """Erase the lead everywhere (its row, scores and outcomes) and keep it out from now on."""
+    erased = services.erase_lead(state.sessions, lead_id, state.pii_key, datetime.now(UTC))
+    if erased is None:
+        raise HTTPException(404, "unknown lead: nothing to erase")
+    return ErasedOut(snapshots=erased.snapshots, outcomes=erased.outcomes)
 
 
 def _unprocessable(problems: list[tuple[int, str, str]]) -> JSONResponse:

@@ -19,6 +19,7 @@ from serving.services import (
 from store import repository
 from store.outcomes import latest_closing_outcomes
 from store.tables import OutcomeEvent
+from tests.support import PII_KEY
 
 T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 NOW = T0 + timedelta(days=60)
@@ -54,6 +55,12 @@ def event(event_id: str, lead_id: str = "a", **changes: Any) -> dict[str, Any]:
     } | changes
 
 
+def record(
+    sessions: sessionmaker[Session], events: list[dict[str, Any]], now: datetime
+) -> RecordedOutcomes:
+    return record_outcomes(sessions, events, PII_KEY, now)
+
+
 def stored_count(sessions: sessionmaker[Session]) -> int:
     with sessions() as session:
         return session.scalar(select(func.count()).select_from(OutcomeEvent)) or 0
@@ -64,8 +71,8 @@ def test_a_replay_gets_the_same_answer_and_stores_nothing_more(
 ) -> None:
     store_leads(sessions, "a", "b")
     batch = [event("e1"), event("e2", "b", outcome="lost", amount=None), event("e1")]
-    first = record_outcomes(sessions, batch, NOW)
-    again = record_outcomes(sessions, batch, NOW + timedelta(hours=1))
+    first = record(sessions, batch, NOW)
+    again = record(sessions, batch, NOW + timedelta(hours=1))
     assert first == again == RecordedOutcomes(accepted=2, duplicates=1)
     assert stored_count(sessions) == 2
 
@@ -74,9 +81,9 @@ def test_the_same_instant_in_another_offset_is_the_same_event(
     sessions: sessionmaker[Session],
 ) -> None:
     store_leads(sessions, "a")
-    record_outcomes(sessions, [event("e1")], NOW)
+    record(sessions, [event("e1")], NOW)
     tokyo = (T0 + timedelta(days=10)).astimezone(timezone(timedelta(hours=9)))
-    assert record_outcomes(sessions, [event("e1", occurred_at=tokyo)], NOW).accepted == 1
+    assert record(sessions, [event("e1", occurred_at=tokyo)], NOW).accepted == 1
 
 
 @pytest.mark.parametrize(
@@ -94,9 +101,9 @@ def test_a_reused_event_id_with_another_payload_is_refused_and_nothing_of_the_ba
     sessions: sessionmaker[Session], change: dict[str, Any]
 ) -> None:
     store_leads(sessions, "a", "b")
-    record_outcomes(sessions, [event("e1")], NOW)
+    record(sessions, [event("e1")], NOW)
     with pytest.raises(ConflictingEventsError) as caught:
-        record_outcomes(sessions, [event("new", "b"), event("e1", **change)], NOW)
+        record(sessions, [event("new", "b"), event("e1", **change)], NOW)
     assert caught.value.event_ids == ["e1"]
     assert stored_count(sessions) == 1
     with sessions() as session:
@@ -106,7 +113,7 @@ def test_a_reused_event_id_with_another_payload_is_refused_and_nothing_of_the_ba
 def test_a_batch_that_contradicts_itself_is_refused(sessions: sessionmaker[Session]) -> None:
     store_leads(sessions, "a")
     with pytest.raises(ConflictingEventsError):
-        record_outcomes(sessions, [event("e1"), event("e1", outcome="lost")], NOW)
+        record(sessions, [event("e1"), event("e1", outcome="lost")], NOW)
     assert stored_count(sessions) == 0
 
 
@@ -120,7 +127,7 @@ def test_unknown_leads_and_outcomes_before_the_lead_are_named(
         event("e3", occurred_at=T0 - timedelta(hours=2)),  # within clock skew: fine
     ]
     with pytest.raises(InvalidOutcomesError) as caught:
-        record_outcomes(sessions, batch, NOW)
+        record(sessions, batch, NOW)
     assert [(i, field) for i, field, _ in caught.value.problems] == [
         (0, "lead_id"),
         (1, "occurred_at"),
@@ -144,12 +151,12 @@ def test_ties_end_in_the_same_state_whatever_the_arrival_order(
     """The lead the CRM reads back and the outcome training learns agree, for both orders."""
     store_leads(sessions, "forward", "backward", "unnumbered")
     for one in tied_history("forward"):
-        record_outcomes(sessions, [one], NOW)
+        record(sessions, [one], NOW)
     for one in reversed(tied_history("backward")):
-        record_outcomes(sessions, [one], NOW)
+        record(sessions, [one], NOW)
     unnumbered = [e | {"sequence": None} for e in tied_history("unnumbered")]
     for one in unnumbered[::-1]:
-        record_outcomes(sessions, [one], NOW)
+        record(sessions, [one], NOW)
     with sessions() as session:
         read_back = {
             lead: repository.latest_outcome(session, lead).outcome  # type: ignore[union-attr]
