@@ -17,6 +17,13 @@ from mlflow.exceptions import MlflowException
 from features.schema import load_schema
 from models.registry import CHAMPION, LoadedScorer, load_champion, mlflow_client
 from serving.auth import AUTH_RESPONSES, KeyRequired
+from serving.limits import (
+    LIMIT_RESPONSES,
+    RATE_LIMIT_RESPONSES,
+    BodyLimits,
+    RateLimited,
+    TokenBuckets,
+)
 from serving.routes import feedback, model, operations, reports
 from serving.routes.scoring import scoring_router
 from serving.schemas import scores_request_model
@@ -58,11 +65,20 @@ def create_app(settings: Settings) -> FastAPI:
         version=package_version("leadloop"),
         lifespan=lifespan,
     )
+    # In front of routing, innermost first: the body's limits, then each key's rate.
+    app.add_middleware(
+        BodyLimits, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout_seconds
+    )
+    if settings.rate_limit_per_minute:
+        buckets = TokenBuckets(settings.rate_limit_per_minute, settings.rate_limit_burst)
+        app.add_middleware(RateLimited, buckets=buckets)
+
     # Every route but liveness and readiness (which hold no data) needs an API key.
-    app.include_router(scoring_router(scores_request_model(schema)), responses=AUTH_RESPONSES)
+    keyed = AUTH_RESPONSES | RATE_LIMIT_RESPONSES | LIMIT_RESPONSES
+    app.include_router(scoring_router(scores_request_model(schema)), responses=keyed)
     for routes in (feedback, model, reports):
-        app.include_router(routes.router, responses=AUTH_RESPONSES)
-    app.include_router(operations.router)
+        app.include_router(routes.router, responses=keyed)
+    app.include_router(operations.router, responses=LIMIT_RESPONSES)
     # What `leadloop report` wrote: the dashboard at /reports/ and each report beside it.
     report_files = StaticFiles(directory=settings.reports_dir, html=True, check_dir=False)
     app.mount("/reports/", KeyRequired(report_files, Scope.READ), name="reports")

@@ -46,6 +46,24 @@ class Settings(BaseSettings):
     #: Secret for the keyed hashes that replace PII in the store.
     pii_key: SecretStr = SecretStr(DEVELOPMENT_PII_KEY)
 
+    # Limits of the HTTP API (`leadloop serve`).
+    #: Largest request body (bytes): 2 MiB is 1,000 leads of 2 KB, five times the example's.
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1)
+    #: Seconds from a request's headers to the last byte of its body.
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    #: Seconds from a new connection (or a kept-alive one's next request) to its last header.
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    #: Largest request line and headers (bytes).
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    #: Seconds an idle kept-alive connection stays open.
+    keep_alive_seconds: int = Field(default=5, ge=1)
+    #: Open connections and requests in progress before new requests get 503.
+    max_connections: int = Field(default=100, ge=1)
+    #: Requests a minute each API key may make on average (0: no limit)...
+    rate_limit_per_minute: int = Field(default=600, ge=0)
+    #: ...and at once, after a pause.
+    rate_limit_burst: int = Field(default=60, ge=1)
+
     @model_validator(mode="after")
     def _refuse_development_secrets(self) -> Settings:
         if self.env == "production" and self.pii_key.get_secret_value() == DEVELOPMENT_PII_KEY:
