@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 from importlib.metadata import version as package_version
 
 from fastapi import FastAPI, Request
@@ -13,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from mlflow.exceptions import MlflowException
+from starlette.datastructures import State
 
 from features.schema import load_schema
 from models.registry import CHAMPION, LoadedScorer, load_champion, mlflow_client
@@ -24,6 +26,7 @@ from serving.limits import (
     RateLimited,
     TokenBuckets,
 )
+from serving.metrics import Metrics, RecordMetrics
 from serving.routes import feedback, model, operations, reports
 from serving.routes.scoring import scoring_router
 from serving.schemas import scores_request_model
@@ -65,15 +68,19 @@ def create_app(settings: Settings) -> FastAPI:
         version=package_version("leadloop"),
         lifespan=lifespan,
     )
-    # In front of routing, innermost first: the body's limits, then each key's rate.
+    app.state.metrics = metrics = Metrics(served_model=partial(_served_model, app.state))
+    # In front of routing, innermost first: the body's limits, each key's rate, then the count
+    # of every answer, refusals included.
     app.add_middleware(
         BodyLimits, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout_seconds
     )
     if settings.rate_limit_per_minute:
         buckets = TokenBuckets(settings.rate_limit_per_minute, settings.rate_limit_burst)
         app.add_middleware(RateLimited, buckets=buckets)
+    app.add_middleware(RecordMetrics, metrics=metrics)
 
-    # Every route but liveness and readiness (which hold no data) needs an API key.
+    # Every route needs an API key but liveness, readiness and the API's description, which
+    # hold no data (`operations` declares the key its /metrics needs).
     keyed = AUTH_RESPONSES | RATE_LIMIT_RESPONSES | LIMIT_RESPONSES
     app.include_router(scoring_router(scores_request_model(schema)), responses=keyed)
     for routes in (feedback, model, reports):
@@ -84,6 +91,14 @@ def create_app(settings: Settings) -> FastAPI:
     app.mount("/reports/", KeyRequired(report_files, Scope.READ), name="reports")
     app.add_exception_handler(RequestValidationError, _validation_error)
     return app
+
+
+def _served_model(state: State) -> tuple[str, str] | None:
+    """The name and version of the model `state`'s service is serving, if any."""
+    served: AppState | None = getattr(state, "leadloop", None)
+    if served is None or served.model is None:
+        return None
+    return served.model_name, served.model.version
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

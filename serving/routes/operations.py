@@ -1,11 +1,16 @@
-"""Liveness and readiness, for load balancers and orchestrators."""
+"""Liveness and readiness, for load balancers and orchestrators, and metrics for Prometheus."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from serving.auth import AUTH_RESPONSES, requires
 from serving.deps import StateDep
+from serving.limits import RATE_LIMIT_RESPONSES
+from serving.metrics import MetricsDep
+from store.api_keys import Scope
 
 router = APIRouter(tags=["operations"])
 
@@ -16,9 +21,28 @@ def healthz() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    responses={503: {"description": "No model is loaded yet, or the server is at its limit"}},
+)
 def readyz(state: StateDep) -> JSONResponse:
     """200 once a model (the champion, or the rules score before one) is loaded, 503 before."""
     if state.model is None:
         return JSONResponse({"status": "not ready", "detail": state.not_ready_reason}, 503)
     return JSONResponse({"status": "ready", "model_version": state.model.version})
+
+
+@router.get(
+    "/metrics",
+    dependencies=[requires(Scope.READ)],
+    response_class=Response,
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}, "description": "Metrics"},
+        **AUTH_RESPONSES,
+        **RATE_LIMIT_RESPONSES,
+    },
+)
+def get_metrics(metrics: MetricsDep) -> Response:
+    """Prometheus text format: requests by route template and status, latency, refusals by
+    reason, scores by grade, outcome events posted, the served model's version."""
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

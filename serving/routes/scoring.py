@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from serving import services
 from serving.auth import requires
 from serving.deps import ModelDep, StateDep
+from serving.metrics import MetricsDep
 from serving.schemas import ScoresOut
 from store.api_keys import Scope
 
@@ -21,12 +22,18 @@ def scoring_router(scores_in: type[BaseModel]) -> APIRouter:
     router = APIRouter(tags=["scoring"])
 
     @router.post("/v1/scores", response_model=ScoresOut, dependencies=[requires(Scope.SCORE)])
-    def post_scores(body: scores_in, state: StateDep, model: ModelDep) -> dict:  # type: ignore[valid-type]
+    def post_scores(
+        body: scores_in,  # type: ignore[valid-type]
+        state: StateDep,
+        model: ModelDep,
+        metrics: MetricsDep,
+    ) -> dict:
         """Score 1 to 1,000 leads; each score comes with a grade and its reasons."""
         leads = [lead.model_dump() for lead in body.leads]
         scores = services.score_leads(
             model, state.sessions, state.schema, leads, state.pii_key, datetime.now(UTC)
         )
+        metrics.count_scores(score["grade"] for score in scores)
         return {"model_version": model.version, "scores": scores}
 
     return router

@@ -76,6 +76,7 @@ CALLS = [
     ),
     Call("GET", "/v1/model", Scope.READ, "/v1/model", "/v1/model"),
     Call("GET", "/v1/alerts", Scope.READ, "/v1/alerts", "/v1/alerts"),
+    Call("GET", "/metrics", Scope.READ, "/metrics", "/metrics"),
     Call("GET", "/reports", Scope.READ, "/reports", accepted=307),
     Call("GET", "/reports/", Scope.READ, "/reports"),
     Call("GET", "/reports/alerts.json", Scope.READ, "/reports"),
