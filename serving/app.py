@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from functools import partial
 from importlib.metadata import version as package_version
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from mlflow.exceptions import MlflowException
 from starlette.datastructures import State
 
@@ -39,6 +41,23 @@ from training.fallback import FALLBACK_VERSION, fallback_scorer
 
 log = logging.getLogger("leadloop.serving")
 
+#: Where Swagger UI's and ReDoc's scripts and styles are served from (fastapi-offline ships
+#: them): /docs and /redoc work without reaching a CDN.
+DOCS_ASSETS = "/docs/assets"
+_NO_MODEL = (
+    "No model is loaded (no champion and no outcomes for the rules score yet), or the server "
+    "is at its connection limit"
+)
+#: Answers of routes that their own declarations leave out of the OpenAPI document.
+ROUTE_ANSWERS: dict[tuple[str, str], dict[int, str]] = {
+    ("post", "/v1/scores"): {503: _NO_MODEL},
+    ("get", "/v1/model"): {503: _NO_MODEL},
+    ("get", "/v1/alerts"): {
+        404: "No report written yet: run `make report`",
+        503: "The latest reports cannot be read, or the server is at its connection limit",
+    },
+}
+
 
 def create_app(settings: Settings) -> FastAPI:
     """The API for `settings`; nothing is opened until the app starts."""
@@ -62,11 +81,12 @@ def create_app(settings: Settings) -> FastAPI:
         yield
         engine.dispose()
 
-    app = FastAPI(
+    app = FastAPIOffline(
         title="leadloop",
         summary="Lead scores with reasons, learned from closed sales outcomes.",
         version=package_version("leadloop"),
         lifespan=lifespan,
+        static_url=DOCS_ASSETS,
     )
     app.state.metrics = metrics = Metrics(served_model=partial(_served_model, app.state))
     # In front of routing, innermost first: the body's limits, each key's rate, then the count
@@ -90,7 +110,25 @@ def create_app(settings: Settings) -> FastAPI:
     report_files = StaticFiles(directory=settings.reports_dir, html=True, check_dir=False)
     app.mount("/reports/", KeyRequired(report_files, Scope.READ), name="reports")
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.openapi = _with_route_answers(app.openapi)  # type: ignore[method-assign]
     return app
+
+
+def _with_route_answers(openapi: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    """`openapi`, with the answers in ROUTE_ANSWERS that a route does not declare itself (they
+    replace the limits' general description of the same status)."""
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
+
+    def document() -> dict[str, Any]:
+        generated = openapi()  # FastAPI's cached document: adding the answers again is a no-op
+        for (method, path), answers in ROUTE_ANSWERS.items():
+            responses = generated["paths"][path][method]["responses"]
+            for status, description in answers.items():
+                if str(status) not in responses or status in LIMIT_RESPONSES:
+                    responses[str(status)] = {"description": description, "content": error}
+        return generated
+
+    return document
 
 
 def _served_model(state: State) -> tuple[str, str] | None:
