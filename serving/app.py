@@ -88,7 +88,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
         static_url=DOCS_ASSETS,
     )
-    app.state.metrics = metrics = Metrics(served_model=partial(_served_model, app.state))
+    app.state.metrics = metrics = Metrics(partial(_served_model, app.state, settings.model_name))
     # In front of routing, innermost first: the body's limits, each key's rate, then the count
     # of every answer, refusals included.
     app.add_middleware(
@@ -131,12 +131,11 @@ def _with_route_answers(openapi: Callable[[], dict[str, Any]]) -> Callable[[], d
     return document
 
 
-def _served_model(state: State) -> tuple[str, str] | None:
-    """The name and version of the model `state`'s service is serving, if any."""
+def _served_model(state: State, model_name: str) -> tuple[str, str | None]:
+    """`model_name` and the version `state`'s service serves (None before one is loaded)."""
     served: AppState | None = getattr(state, "leadloop", None)
-    if served is None or served.model is None:
-        return None
-    return served.model_name, served.model.version
+    model = served.model if served is not None else None
+    return model_name, model.version if model is not None else None
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -45,8 +45,8 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 UNMATCHED = "unmatched"
 INGEST_ROUTE = "/v1/outcomes"
 
-#: The served model's name and version, or None before one is loaded.
-ServedModel = Callable[[], tuple[str, str] | None]
+#: The name of the model to serve and the version served (None before one is loaded).
+ServedModel = Callable[[], tuple[str, str | None]]
 
 
 class Metrics:
@@ -116,8 +116,8 @@ class _ServedModelCollector(Collector):
             "The model served: 1 with its name and version, 0 while none is loaded.",
             labels=["model_name", "version"],
         )
-        served = self.served_model()
-        info.add_metric(list(served) if served else ["", "none"], 1 if served else 0)
+        name, version = self.served_model()
+        info.add_metric([name, version or "none"], 1 if version else 0)
         yield info
 
 

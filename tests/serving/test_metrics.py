@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -124,6 +125,13 @@ def test_the_served_model_version_is_shown(service: Service) -> None:
     text = service.scrape()
     served = {"model_name": "lead-scoring", "version": "rules-fallback"}
     assert sample(text, "leadloop_model_info", **served) == 1
+
+
+def test_no_model_served_shows_as_zero(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)  # an empty store: no champion, no rules score
+    with TestClient(create_app(settings)) as client:
+        text = client.get("/metrics", headers=bearer(api_key(settings, "read"))).text
+    assert 'leadloop_model_info{model_name="lead-scoring",version="none"} 0.0' in text
 
 
 def test_ingest_counts_accepted_and_duplicate_events(service: Service) -> None:
