@@ -76,6 +76,14 @@ CALLS = [
         "/v1/leads/{lead_id:path}",
         "/v1/leads/{lead_id}",
     ),
+    Call(
+        "DELETE",
+        "/v1/leads/never-stored",
+        Scope.ADMIN,
+        "/v1/leads/{lead_id:path}",
+        "/v1/leads/{lead_id}",
+        accepted=404,  # past the key check: the erasure finds no such lead
+    ),
     Call("GET", "/v1/model", Scope.READ, "/v1/model", "/v1/model"),
     Call("GET", "/v1/alerts", Scope.READ, "/v1/alerts", "/v1/alerts"),
     Call("GET", "/metrics", Scope.READ, "/metrics", "/metrics"),
@@ -92,7 +100,7 @@ class Service:
     settings: Settings
     admin_key: str
     revoked_key: str
-    #: A key holding exactly the scope, and one holding every scope but it (and not admin).
+    #: A key holding exactly the scope, and one holding every other scope but admin.
     only: dict[Scope, str]
     all_but: dict[Scope, str]
 
@@ -133,8 +141,8 @@ def service(tmp_path_factory: pytest.TempPathFactory, demo_schema: LeadSchema) -
             settings=settings,
             admin_key=api_key(settings, Scope.ADMIN),
             revoked_key=revoked,
-            only={scope: api_key(settings, scope) for scope in roles},
-            all_but={scope: api_key(settings, *(set(roles) - {scope})) for scope in roles},
+            only={scope: api_key(settings, scope) for scope in Scope},
+            all_but={scope: api_key(settings, *(set(roles) - {scope})) for scope in Scope},
         )
 
 
