@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from serving import services
 from serving.auth import requires
 from serving.deps import StateDep
+from serving.routes import BODY_NOT_JSON
 from serving.schemas import ErasedOut, IngestOut, LeadOut, OutcomesIn
 from store.api_keys import Scope
 
@@ -23,7 +24,7 @@ _CONFLICT = {409: {"description": "An `event_id` was used before with another pa
     "/v1/outcomes",
     response_model=IngestOut,
     dependencies=[requires(Scope.INGEST)],
-    responses=_CONFLICT,
+    responses=BODY_NOT_JSON | _CONFLICT,
 )
 def post_outcomes(body: OutcomesIn, state: StateDep) -> IngestOut | JSONResponse:
     """Record sales outcomes, all or none; posting the same events again is answered alike."""

@@ -13,6 +13,7 @@ from serving import services
 from serving.auth import requires
 from serving.deps import ModelDep, StateDep
 from serving.metrics import MetricsDep
+from serving.routes import BODY_NOT_JSON
 from serving.schemas import ScoresOut
 from store.api_keys import Scope
 
@@ -21,7 +22,12 @@ def scoring_router(scores_in: type[BaseModel]) -> APIRouter:
     """The scoring route for one lead schema (`scores_in` is the schema's request model)."""
     router = APIRouter(tags=["scoring"])
 
-    @router.post("/v1/scores", response_model=ScoresOut, dependencies=[requires(Scope.SCORE)])
+    @router.post(
+        "/v1/scores",
+        response_model=ScoresOut,
+        dependencies=[requires(Scope.SCORE)],
+        responses=BODY_NOT_JSON,
+    )
     def post_scores(
         body: scores_in,  # type: ignore[valid-type]
         state: StateDep,
