@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -15,12 +16,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
-from mlflow.exceptions import MlflowException
 from starlette.datastructures import State
 
 from features.schema import load_schema
-from models.registry import CHAMPION, LoadedScorer, load_champion, mlflow_client
+from models.registry import CHAMPION, LoadedScorer, mlflow_client
 from serving.auth import AUTH_RESPONSES, KeyRequired
+from serving.champion_watch import ChampionWatch
 from serving.limits import (
     LIMIT_RESPONSES,
     RATE_LIMIT_RESPONSES,
@@ -69,16 +70,22 @@ def create_app(settings: Settings) -> FastAPI:
         migrate(engine)
         # Until `leadloop report` writes there, /reports/ answers 404 rather than failing.
         settings.reports_dir.mkdir(parents=True, exist_ok=True)
+        watch = ChampionWatch(
+            mlflow_client(settings.mlflow_tracking_uri), settings.model_name, schema
+        )
         state = AppState(
             schema=schema,
             model_name=settings.model_name,
             pii_key=settings.pii_key_bytes,
             sessions=session_factory(engine),
             reports_dir=settings.reports_dir,
+            registry=watch.view,
         )
         app.state.leadloop = state
-        _load_champion(state, settings)
+        await _first_model(state, watch, settings.model_load_timeout_seconds)
+        following = asyncio.create_task(_follow(state, watch, settings.model_poll_seconds))
         yield
+        following.cancel()
         engine.dispose()
 
     app = FastAPIOffline(
@@ -156,24 +163,37 @@ def _fallback(state: AppState) -> LoadedScorer | None:
     return LoadedScorer(scorer=scorer, version=FALLBACK_VERSION, run_id="")
 
 
-def _load_champion(state: AppState, settings: Settings) -> None:
+async def _first_model(state: AppState, watch: ChampionWatch, timeout: float) -> None:
+    """The champion, or the rules score while there is none; within `timeout` seconds of the
+    registry, after which the service starts not ready and keeps looking."""
     try:
-        lookup = load_champion(mlflow_client(settings.mlflow_tracking_uri), settings.model_name)
-    except MlflowException as exc:
-        state.not_ready_reason = f"the model registry cannot be read: {exc.message}"
-        log.error(state.not_ready_reason)
-        return
-    if lookup.problem is not None:
-        state.not_ready_reason = f"loading the champion failed: {lookup.problem}"
-        log.error(state.not_ready_reason)
-        return
-    loaded = lookup.champion or _fallback(state)
-    if loaded is None:
+        loaded = await asyncio.wait_for(asyncio.to_thread(watch.check, None), timeout)
+    except TimeoutError:
         state.not_ready_reason = (
-            f"no {CHAMPION} version of {settings.model_name!r} and no won and lost outcomes "
-            "for a rules score yet"
+            f"the model registry did not answer within {timeout:g} s; the service keeps looking"
         )
-        log.warning("%s: import or post outcomes, then run `make train`", state.not_ready_reason)
+        log.error(state.not_ready_reason)
         return
-    state.model = loaded
-    log.info("serving %s version %s", settings.model_name, loaded.version)
+    view = watch.view
+    if loaded is None and view.problem is not None:
+        state.not_ready_reason = view.problem
+    elif loaded is None and view.champion is not None:
+        state.not_ready_reason = f"loading the champion failed: {view.refused[view.champion]}"
+    else:
+        state.model = loaded or _fallback(state)
+        if state.model is None:
+            state.not_ready_reason = (
+                f"no {CHAMPION} version of {state.model_name!r} and no won and lost outcomes "
+                "for a rules score yet: import or post outcomes, then run `make train`"
+            )
+    if state.model is None:
+        log.error(state.not_ready_reason)
+
+
+async def _follow(state: AppState, watch: ChampionWatch, every: float) -> None:
+    """Swap in each new champion the registry names, for as long as the service runs."""
+    while True:
+        await asyncio.sleep(every)
+        loaded = await asyncio.to_thread(watch.check, state.model)
+        if loaded is not None:
+            state.model = loaded  # one assignment: each request sees one model or the other

@@ -130,6 +130,14 @@ class ModelOut(Strict):
     n_train: int
     n_holdout: int
     metrics: dict[str, float]
+    registry_champion: str | None = Field(
+        description="The version the registry's champion alias names: another than "
+        "`model_version` while it loads, or when it was refused."
+    )
+    refused_versions: dict[str, str] = Field(
+        description="Versions the service would not serve, with why (cannot be loaded, or "
+        "reads fields its lead schema lacks); the model before keeps serving."
+    )
 
 
 class AlertOut(Strict):

@@ -35,6 +35,8 @@ def uvicorn_config(app: Any, settings: Settings, host: str, port: int) -> uvicor
         http=protocol,
         timeout_keep_alive=settings.keep_alive_seconds,
         limit_concurrency=settings.max_connections,
+        # SIGTERM: stop accepting, let requests in progress finish, then stop.
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
 
 

@@ -63,6 +63,13 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=600, ge=0)
     #: ...and at once, after a pause.
     rate_limit_burst: int = Field(default=60, ge=1)
+    #: Seconds between two looks at the registry's champion alias (a moved alias is served
+    #: without a restart).
+    model_poll_seconds: float = Field(default=30.0, gt=0)
+    #: Seconds start-up waits for the registry before answering "not ready" and looking on.
+    model_load_timeout_seconds: float = Field(default=30.0, gt=0)
+    #: Seconds a stopping service (SIGTERM) gives requests in progress to finish.
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
 
     @model_validator(mode="after")
     def _refuse_development_secrets(self) -> Settings:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from features.schema import LeadSchema
 from models.registry import LoadedScorer
+from serving.champion_watch import RegistryView
 
 
 @dataclass
@@ -18,5 +19,13 @@ class AppState:
     pii_key: bytes
     sessions: sessionmaker[Session]
     reports_dir: Path
+    #: Replaced whole when the champion moves: a request reads it once.
     model: LoadedScorer | None = None
     not_ready_reason: str = "starting"
+    registry: RegistryView = field(default_factory=RegistryView)
+
+    @property
+    def stale(self) -> bool:
+        """Whether the registry names a champion other than the model served."""
+        named = self.registry.champion
+        return named is not None and (self.model is None or self.model.version != named)

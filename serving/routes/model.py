@@ -29,4 +29,6 @@ def get_model_card(state: StateDep, model: ModelDep) -> ModelOut:
         n_train=card.n_train,
         n_holdout=card.n_holdout,
         metrics=card.metrics,
+        registry_champion=state.registry.champion,
+        refused_versions=state.registry.refused,
     )

@@ -26,10 +26,14 @@ def healthz() -> dict:
     responses={503: {"description": "No model is loaded yet, or the server is at its limit"}},
 )
 def readyz(state: StateDep) -> JSONResponse:
-    """200 once a model (the champion, or the rules score before one) is loaded, 503 before."""
+    """200 once a model (the champion, or the rules score before one) is loaded, 503 before;
+    with the version the registry's champion alias names, and whether the two differ (a
+    version being loaded, or refused: `/v1/model` says why)."""
+    registry = {"registry_champion": state.registry.champion, "stale": state.stale}
     if state.model is None:
-        return JSONResponse({"status": "not ready", "detail": state.not_ready_reason}, 503)
-    return JSONResponse({"status": "ready", "model_version": state.model.version})
+        not_ready = {"status": "not ready", "detail": state.not_ready_reason}
+        return JSONResponse(not_ready | registry, 503)
+    return JSONResponse({"status": "ready", "model_version": state.model.version} | registry)
 
 
 @router.get(

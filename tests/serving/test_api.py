@@ -459,7 +459,12 @@ def test_health_and_readiness(client: TestClient, trained: TrainedSetup) -> None
     assert client.get("/healthz").status_code == 200
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "model_version": trained.run.model_version}
+    assert ready.json() == {
+        "status": "ready",
+        "model_version": trained.run.model_version,
+        "registry_champion": trained.run.model_version,
+        "stale": False,
+    }
 
 
 def test_without_a_champion_the_app_is_alive_but_not_ready(empty_client: TestClient) -> None:
