@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import secrets
+import tempfile
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from features.schema import DEMO_SCHEMA_PATH
@@ -15,7 +20,7 @@ if TYPE_CHECKING:  # the services import MLflow and pandas: only the commands th
     from training.pipeline import TrainingConfig
     from training.tracking import TrackingTarget
 
-DEVELOPMENT_PII_KEY = "leadloop-development-only-pii-key"
+log = logging.getLogger("leadloop")
 
 
 class Settings(BaseSettings):
@@ -43,8 +48,10 @@ class Settings(BaseSettings):
     sla_hours: float = Field(default=24.0, gt=0)
     #: Days of recent leads the drift report compares with the training window.
     drift_days: int = Field(default=30, ge=1)
-    #: Secret for the keyed hashes that replace PII in the store.
-    pii_key: SecretStr = SecretStr(DEVELOPMENT_PII_KEY)
+    #: Secret for the keyed hashes that replace PII in the store; unset, the key in
+    #: `pii_key_file` (made on first use, readable by its owner only).
+    pii_key: SecretStr | None = None
+    pii_key_file: Path = Path("var/pii.key")
 
     # Limits of the HTTP API (`leadloop serve`).
     #: Largest request body (bytes): 2 MiB is 1,000 leads of 2 KB, five times the example's.
@@ -71,18 +78,12 @@ class Settings(BaseSettings):
     #: Seconds a stopping service (SIGTERM) gives requests in progress to finish.
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
 
-    @model_validator(mode="after")
-    def _refuse_development_secrets(self) -> Settings:
-        if self.env == "production" and self.pii_key.get_secret_value() == DEVELOPMENT_PII_KEY:
-            raise ValueError(
-                "LEADLOOP_PII_KEY is the development default; set a secret of your own "
-                "when LEADLOOP_ENV=production"
-            )
-        return self
-
-    @property
+    @cached_property
     def pii_key_bytes(self) -> bytes:
-        return self.pii_key.get_secret_value().encode("utf-8")
+        """`pii_key`, or the key in `pii_key_file`, made there on first use."""
+        if self.pii_key is not None:
+            return self.pii_key.get_secret_value().encode("utf-8")
+        return key_in_file(self.pii_key_file)
 
     @property
     def artifact_location(self) -> str:
@@ -107,3 +108,22 @@ class Settings(BaseSettings):
         from reports.service import ReportConfig
 
         return ReportConfig(self.sla_hours, self.drift_days, self.sales_capacity)
+
+
+def key_in_file(path: Path) -> bytes:
+    """The secret in `path`; a new random one (256 bits), written readable by its owner only,
+    when there is none. Two processes starting at once agree: the second reads the first's."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, written = tempfile.mkstemp(dir=path.parent, prefix=".pii-key-")  # mode 600
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_hex(32))
+        try:
+            os.link(written, path)  # whole or not at all, and never over another's key
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(written)
+    if path.stat().st_mode & 0o077:
+        log.warning("%s can be read by others than its owner: chmod 600 it", path)
+    return path.read_bytes().strip()

@@ -30,11 +30,13 @@ TABLES = ("api_keys", "erased_leads", "imports", "score_snapshots", "outcome_eve
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A developer's own LEADLOOP_* settings must not leak into the tests."""
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A developer's own LEADLOOP_* settings must not leak into the tests, nor a command run
+    by a test make a PII key in the project's own var/."""
     for name in list(os.environ):
         if name.startswith("LEADLOOP_") and not name.startswith("LEADLOOP_TEST_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("LEADLOOP_PII_KEY_FILE", str(tmp_path / "pii.key"))
 
 
 @pytest.fixture(scope="session")

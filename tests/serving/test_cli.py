@@ -20,6 +20,7 @@ from typer.testing import CliRunner, Result
 
 from models.registry import CHAMPION, alias_version, mlflow_client
 from serving.cli import app
+from serving.settings import Settings
 from store.tables import Lead
 from tests.support import empty_mlflow_store
 
@@ -142,14 +143,20 @@ def test_train_on_an_empty_store_fails_cleanly(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
-def test_production_refuses_the_development_pii_key(tmp_path: Path) -> None:
-    """Hashes made with the public default key are reversible by guessing: refuse to start."""
-    env = store_env(tmp_path, LEADLOOP_ENV="production")
-    for command in ("train", "demo-data", "report"):
-        result = invoke(env, command)
-        assert result.exit_code == 2, result.output
-        assert "LEADLOOP_PII_KEY" in result.output
-    assert not (tmp_path / "leadloop.db").exists(), "the store was opened before the refusal"
+def test_without_a_pii_key_one_is_made_on_first_use_readable_by_its_owner_only(
+    tmp_path: Path,
+) -> None:
+    """No public default: hashes made with a known key are reversible by guessing."""
+    key_file = tmp_path / "secrets" / "pii.key"
+    env = store_env(tmp_path, LEADLOOP_PII_KEY_FILE=str(key_file))
+    assert invoke(env, "demo-data", "--leads", "200").exit_code == 0
+    key = key_file.read_bytes()
+    assert len(key) == 64 and key_file.stat().st_mode & 0o777 == 0o600
+    assert Settings(pii_key_file=key_file).pii_key_bytes == key  # the same key next time
+    given = Settings(pii_key_file=key_file, pii_key="a-key-of-my-own")
+    assert given.pii_key_bytes == b"a-key-of-my-own"
+    other = Settings(pii_key_file=tmp_path / "other.key").pii_key_bytes
+    assert other != key
 
 
 def test_import_refuses_bad_options_with_a_reason(tmp_path: Path) -> None:

@@ -149,11 +149,11 @@ def test_train_json_prints_an_object_on_stdout_when_it_stops(tmp_path: Path) -> 
     imported, _ = import_export(tmp_path)
     assert imported.exit_code == 0, imported.output
     mismatch = invoke(store_env(tmp_path), "train", "--json", "--schema", str(DEMO_SCHEMA_PATH))
-    settings = invoke(store_env(tmp_path, LEADLOOP_ENV="production"), "train", "--json")
+    settings = invoke(store_env(tmp_path, LEADLOOP_MIN_OUTCOMES="0"), "train", "--json")
     for result, says in [
         (empty, "too few outcomes"),
         (mismatch, "none of the "),
-        (settings, "LEADLOOP_PII_KEY"),
+        (settings, "LEADLOOP_MIN_OUTCOMES"),
     ]:
         assert result.exit_code == 2, result.output
         assert result.stdout.count("\n") == 1, result.stdout
