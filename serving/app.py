@@ -66,7 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, create_folder=settings.store_folder_made)
         migrate(engine)
         # Until `leadloop report` writes there, /reports/ answers 404 rather than failing.
         settings.reports_dir.mkdir(parents=True, exist_ok=True)

@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     #: Seconds a stopping service (SIGTERM) gives requests in progress to finish.
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
 
+    @property
+    def store_folder_made(self) -> bool:
+        """Whether opening the store may create its SQLite folder: only the default `var/`, so
+        that a mistyped path is an error, not a new empty store."""
+        return self.database_url == type(self).model_fields["database_url"].default
+
     @cached_property
     def pii_key_bytes(self) -> bytes:
         """`pii_key`, or the key in `pii_key_file`, made there on first use."""

@@ -124,8 +124,7 @@ def user() -> str:
 
 def open_store(settings: Settings) -> sessionmaker[Session]:
     """The store at LEADLOOP_DATABASE_URL, migrated to the latest schema."""
-    default = settings.database_url == Settings.model_fields["database_url"].default
-    engine = make_engine(settings.database_url, create_folder=default)
+    engine = make_engine(settings.database_url, create_folder=settings.store_folder_made)
     migrate(engine)
     return session_factory(engine)
 
