@@ -99,7 +99,10 @@ def test_free_text_is_stored_without_emails_or_phone_numbers(service: Service) -
     assert stored == f"spoke to {EMAIL_MASK}, call back on {PHONE_MASK} in 2027"
 
 
-def test_leadloop_erase(database_url: str) -> None:
+def test_leadloop_erase(tmp_path: Path) -> None:
+    """On SQLite: the command runs in this process, and would leave PostgreSQL connections to
+    be closed by the garbage collector (the erasure itself is tested on both above)."""
+    database_url = f"sqlite:///{tmp_path}/store.db"
     sessions = open_store(database_url)
     at = datetime(2026, 10, 1, tzinfo=UTC)
     row = {"lead_id": "cli-lead", "created_at": at, "source": None, "lead_type": None}
