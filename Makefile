@@ -16,7 +16,7 @@ $(INSTALLED): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $@
 
-.PHONY: help install browser train test serve report mlflow bench-quality bench-reports lint format lock clean
+.PHONY: help install browser train test serve report mlflow bench-quality bench-reports reliability lint format lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -58,6 +58,9 @@ bench-quality: $(INSTALLED) ## Model vs baselines, one holdout and a rolling ori
 
 bench-reports: $(INSTALLED) ## Collapse detection over 20 seeds and report timing -> reports/bench/reports.md
 	$(BIN)/python -m benchmarks.bench_reports
+
+reliability: $(INSTALLED) ## Probe real servers as an attacker and a careless client would (about 20 min) -> reports/bench/reliability.md
+	$(BIN)/python -m benchmarks.bench_reliability
 
 lint: $(INSTALLED) ## ruff check, ruff format --check, and the layer contract (import-linter)
 	$(BIN)/ruff check .
