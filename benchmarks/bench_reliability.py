@@ -14,6 +14,7 @@ import tempfile
 import threading
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,20 +47,29 @@ FIGURES: list[tuple[int, str, Callable[[Path], Figure]]] = [
 
 
 class Contention:
-    """What else ran on the machine: the load average, and whether a pytest run was going on,
-    sampled every few seconds."""
+    """What else used the CPU during the run: every few seconds, the CPU time of each process
+    that this run did not start (PostgreSQL's, which serve this run's servers too, apart)."""
 
     def __init__(self, every: float = 5.0) -> None:
         self.every = every
-        self.loads: list[float] = []
-        self.with_pytest = 0
+        self.seconds = 0.0
+        self.others: Counter[str] = Counter()
+        self.postgres = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def _sample(self) -> None:
+        before = _cpu_seconds_outside(os.getpid())
         while not self._stop.wait(self.every):
-            self.loads.append(os.getloadavg()[0])
-            self.with_pytest += _pytest_running()
+            now = _cpu_seconds_outside(os.getpid())
+            for pid, (command, seconds) in now.items():
+                used = seconds - before.get(pid, (command, 0.0))[1]
+                if command.startswith("postgres"):
+                    self.postgres += used
+                else:
+                    self.others[command] += used
+            self.seconds += self.every
+            before = now
 
     def __enter__(self) -> Contention:
         self._thread.start()
@@ -70,26 +80,42 @@ class Contention:
         self._thread.join()
 
     def describe(self) -> str:
-        if not self.loads:
+        if not self.seconds:
             return "not sampled"
-        mean = sum(self.loads) / len(self.loads)
+        busiest = ", ".join(
+            f"`{command}` {used / self.seconds:.2f}" for command, used in self.others.most_common(3)
+        )
         return (
-            f"1-minute load average {mean:.1f} on average, {max(self.loads):.1f} at most "
-            f"({os.cpu_count()} cores; the run itself keeps about 2 busy); another pytest run "
-            f"was going on in {self.with_pytest} of {len(self.loads)} samples"
+            f"processes this run did not start used {sum(self.others.values()) / self.seconds:.2f} "
+            f"of the {os.cpu_count()} cores on average (busiest: {busiest}), PostgreSQL's "
+            f"{self.postgres / self.seconds:.2f}"
         )
 
 
-def _pytest_running() -> bool:
-    """Whether a process other than this run's is running pytest."""
+def _cpu_seconds_outside(own: int) -> dict[int, tuple[str, float]]:
+    """pid -> (command, CPU seconds so far) of every process not descended from `own`."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents, found = {}, {}
     for proc in Path("/proc").glob("[0-9]*"):
         try:
-            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+            stat = (proc / "stat").read_text()
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if b"pytest" in command and int(proc.name) != os.getpid():
-            return True
-    return False
+        fields = stat.rsplit(")", 1)[1].split()
+        pid = int(proc.name)
+        parents[pid] = int(fields[1])
+        label = command.strip()[:70] or stat.split("(", 1)[1].split(")")[0]
+        found[pid] = (label, (int(fields[11]) + int(fields[12])) / tick)
+
+    def ours(pid: int) -> bool:
+        while pid > 1:
+            if pid == own:
+                return True
+            pid = parents.get(pid, 0)
+        return False
+
+    return {pid: value for pid, value in found.items() if not ours(pid)}
 
 
 def _commit() -> str:

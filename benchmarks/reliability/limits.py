@@ -160,7 +160,7 @@ def measure(directory: Path) -> Figure:
         f"- a body dripped at 1 byte a second after its headers: {timeouts['body'][0]} after "
         f"{timeouts['body'][1]:.1f} s; headers dripped at 1 byte a second: "
         f"{timeouts['headers'][0]} after {timeouts['headers'][1]:.1f} s",
-        f"- {2 * BURST} requests at once with one key: "
+        f"- {2 * BURST} requests in a row with one key: "
         + ", ".join(f"{n} x {status}" for status, n in sorted(rated.items()))
         + f"; Retry-After: {', '.join(sorted(retry_after)) or 'none'} s",
     ]
