@@ -65,13 +65,21 @@ def no_control_characters(value: str) -> str:
     """`value` if it holds no control character (ids, categories)."""
     if has_control_characters(value):
         raise ValueError("must not contain control characters")
-    return value
+    return encodable(value)
 
 
 def plain_text(value: str) -> str:
     """`value` if its only control characters are line breaks and tabs (free text)."""
     if has_control_characters(value, allowed=_TEXT_WHITESPACE):
         raise ValueError("must not contain control characters other than line breaks and tabs")
+    return encodable(value)
+
+
+def encodable(value: str) -> str:
+    """`value` if it is text UTF-8 can carry: JSON's "\ud800" decodes to a lone surrogate,
+    which PostgreSQL cannot store."""
+    if any(unicodedata.category(c) == "Cs" for c in value):
+        raise ValueError("must be valid Unicode text (it holds a lone surrogate)")
     return value
 
 

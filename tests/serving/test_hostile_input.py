@@ -3,6 +3,7 @@ SQLite and PostgreSQL; afterwards training and the reports still run on the stor
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from serving.settings import Settings
 from store.demo_funnel import DemoFunnel
 from tests.support import TrainedSetup, api_client, make_settings, open_store, report, seed, train
 
+JSON = {"content-type": "application/json"}
 LEAD = {"lead_id": "hostile-lead", "created_at": "2026-10-01T09:00:00Z", "source": "webinar"}
 EVENT = {
     "event_id": "hostile-event",
@@ -42,6 +44,7 @@ HOSTILE_EVENTS = [
     ("year 1", {"occurred_at": "0001-01-01T00:00:00+01:00"}, "occurred_at"),
     ("before its lead", {"occurred_at": "1995-01-01T00:00:00Z"}, "occurred_at"),
     ("NUL in the reason", {"reason": "call me\x00"}, "reason"),
+    ("lone surrogate in the reason", {"reason": "call me \ud800"}, "reason"),
     ("NUL in the event id", {"event_id": "e\x00"}, "event_id"),
     ("boolean amount", {"amount": True}, "amount"),
     ("negative sequence", {"sequence": -1}, "sequence"),
@@ -77,7 +80,10 @@ def test_hostile_requests_are_refused_by_name_and_the_loop_still_runs(
             assert named_field(response) == field
         for _, changes, field in HOSTILE_EVENTS:
             event = EVENT | {"event_id": "another"} | changes
-            assert named_field(client.post("/v1/outcomes", json={"outcomes": [event]})) == field
+            # As a CRM's JSON carries it: a lone surrogate travels escaped, as "\ud800".
+            body = json.dumps({"outcomes": [event]})
+            response = client.post("/v1/outcomes", content=body, headers=JSON)
+            assert named_field(response) == field
         changed = client.post("/v1/outcomes", json={"outcomes": [EVENT | {"outcome": "lost"}]})
         assert changed.status_code == 409
         for lead_id in ("a%00b", "line%0Abreak"):
