@@ -218,8 +218,10 @@ def measure(directory: Path) -> Figure:
         "",
         "Afterwards, with the server stopped, on the same stores:",
         *[f"- {line}" for line in afterwards],
-        *[f"- 5xx, no finite score or no answer: `{line}`" for line in found[:10]],
     ]
+    if found:
+        details += ["", "Requests answered 5xx, without a finite score, or not at all:", ""]
+        details += [f"- `{line}`" for line in found[:10]]
     result = (
         "; ".join(results)
         + " (200/4xx/5xx); "

@@ -5,6 +5,8 @@
   19 answered 409.
 - Conflicting replays of stored events (another outcome, amount, time, reason or sequence):
   each a 409, the stored row unchanged.
+- Two batches of the same new events posted at once, one in the other's reverse order: both
+  answered 200.
 - 10,000 leads' outcome histories, with ties in `occurred_at` (numbered by the CRM or not),
   shuffled, a third of the events sent twice, posted in batches by 4 parallel clients; and the
   same histories posted once, in order, to another store. One row per event, no 409 nor 5xx,
@@ -34,6 +36,7 @@ from tests.support import open_store
 HISTORIES = 10_000
 PARALLEL = 20
 ROUNDS = 10
+CROSSED = 50
 CLIENTS = 4
 CREATED = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 #: Leads read back through `GET /v1/leads/{id}` from each store, beside the store's own rows.
@@ -82,7 +85,8 @@ def rows_of(service: Service, prefix: str) -> int:
 
 
 def races(service: Service, client: httpx.Client) -> dict[str, int]:
-    """Parallel duplicates and parallel conflicts, `ROUNDS` times each."""
+    """Parallel duplicates and parallel conflicts, `ROUNDS` times each; then `CROSSED` times,
+    two batches of the same 20 new events at once, one in the other's reverse order."""
     create_leads(client, [f"race-{n}" for n in range(ROUNDS)])
     counts: Counter[str] = Counter()
     for n in range(ROUNDS):
@@ -101,8 +105,20 @@ def races(service: Service, client: httpx.Client) -> dict[str, int]:
         counts["conflicting posts"] += PARALLEL
         counts["conflicting posts kept"] += statuses[200]
         counts["conflicting posts refused 409"] += statuses[409]
+    for n in range(CROSSED):
+        events = [
+            event(
+                f"crossed-{n}-{i}", f"race-{n % ROUNDS}", "contacted", CREATED + timedelta(hours=i)
+            )
+            for i in range(20)
+        ]
+        answers = at_once(client, [{"outcomes": events}, {"outcomes": events[::-1]}])
+        counts["crossed posts"] += len(answers)
+        counts["crossed posts not 200"] += sum(a.status_code != 200 for a in answers)
+        counts["crossed posts 5xx"] += sum(a.status_code >= 500 for a in answers)
     counts["rows of duplicated events"] = rows_of(service, "dup-")
     counts["rows of conflicting events"] = rows_of(service, "rival-")
+    counts["rows of crossed events"] = rows_of(service, "crossed-")
     return counts
 
 
@@ -268,6 +284,9 @@ def measure(directory: Path) -> Figure:
         holds &= raced["rows of conflicting events"] == ROUNDS
         holds &= conflicted["answered 409"] == conflicted["conflicting replays"]
         holds &= conflicted["stored event changed"] == 0
+        holds &= (
+            raced["crossed posts not 200"] == 0 and raced["rows of crossed events"] == 20 * CROSSED
+        )
         lines.append(
             f"| {kind} | {raced['duplicate posts']} posts of {ROUNDS} events, {PARALLEL} at once: "
             f"{raced['rows of duplicated events']} rows, "
@@ -277,7 +296,10 @@ def measure(directory: Path) -> Figure:
             f"{raced['conflicting posts refused 409']} answered 409, "
             f"{raced['rows of conflicting events']} rows "
             f"| {conflicted['conflicting replays']} sent, {conflicted['answered 409']} answered "
-            f"409, {conflicted['stored event changed']} stored events changed |"
+            f"409, {conflicted['stored event changed']} stored events changed "
+            f"| {raced['crossed posts']} posts: {raced['crossed posts not 200']} not answered "
+            f"200 ({raced['crossed posts 5xx']} of them 5xx); {raced['rows of crossed events']} "
+            f"rows of {20 * CROSSED} events |"
         )
     ordered = orders(directory / "histories")
     mismatches = ordered["final state mismatches"] + ordered["read-back mismatches"]
@@ -288,8 +310,13 @@ def measure(directory: Path) -> Figure:
     holds &= mismatches == 0 and not_200["in order"] == not_200["shuffled"] == 0
     holds &= ordered["rows shuffled"] == ordered["rows in order"] == ordered["events"]
     details = [
-        "| store | parallel duplicates | parallel conflicts | conflicting replays |",
-        "| --- | --- | --- | --- |",
+        f"Crossed batches: {CROSSED} times, two batches of the same 20 new events posted at "
+        "once, one in the reverse order of the other (a CRM's retry racing its original, "
+        "re-sorted).",
+        "",
+        "| store | parallel duplicates | parallel conflicts | conflicting replays "
+        "| crossed batches |",
+        "| --- | --- | --- | --- | --- |",
         *lines,
         "",
         f"{HISTORIES:,} leads' histories (PostgreSQL): {ordered['events']:,} events (lifecycle "
@@ -315,6 +342,8 @@ def measure(directory: Path) -> Figure:
     result = (
         f"{PARALLEL} at once: {totals['rows of duplicated events']} rows for "
         f"{2 * ROUNDS} duplicated events; conflicts: {refused} of {should} answered 409; "
+        f"crossed batches: {totals['crossed posts not 200']} of {totals['crossed posts']} not "
+        "answered 200; "
         f"{ordered['events']:,} events shuffled and duplicated: {ordered['rows shuffled']:,} "
         f"rows, {mismatches} final-state mismatches, {not_200['shuffled']} answers not 200"
     )
