@@ -120,7 +120,10 @@ def upsert_leads(
             "attributes": excluded.attributes,
         }
     statement = statement.on_conflict_do_update(index_elements=["lead_id"], set_=refreshed)
-    session.connection().execute(statement, list(_last_per_key(rows, "lead_id")))
+    # In key order: two requests writing the same leads lock them in one order, never in
+    # opposite orders (a deadlock on PostgreSQL).
+    ordered = sorted(_last_per_key(rows, "lead_id"), key=lambda r: r["lead_id"])
+    session.connection().execute(statement, ordered)
 
 
 def add_snapshots(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -145,7 +148,8 @@ def add_outcomes(session: Session, rows: Sequence[Mapping[str, Any]]) -> IngestC
         .on_conflict_do_nothing(index_elements=["event_id"])
         .returning(OutcomeEvent.__table__.c.event_id)
     )
-    accepted = len(session.connection().execute(statement, list(rows)).all())
+    ordered = sorted(rows, key=lambda r: r["event_id"])  # one lock order: see upsert_leads
+    accepted = len(session.connection().execute(statement, ordered).all())
     return IngestCounts(accepted=accepted, duplicates=len(rows) - accepted)
 
 
