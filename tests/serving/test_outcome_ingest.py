@@ -3,6 +3,8 @@ refused, and a final state that does not depend on arrival order (SQLite and Pos
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -18,7 +20,7 @@ from serving.services import (
 )
 from store import repository
 from store.outcomes import latest_closing_outcomes
-from store.tables import OutcomeEvent
+from store.tables import Lead, OutcomeEvent
 from tests.support import PII_KEY
 
 T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
@@ -165,3 +167,51 @@ def test_ties_end_in_the_same_state_whatever_the_arrival_order(
         frames = repository.training_frames(session)
     trained = latest_closing_outcomes(frames.outcomes).set_index("lead_id")["outcome"].to_dict()
     assert read_back == trained == {"forward": "lost", "backward": "lost", "unnumbered": "won"}
+
+
+def test_the_same_new_events_posted_at_once_in_opposite_orders_are_all_stored(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A CRM's retry racing its original, re-sorted: both must be answered, never a deadlock.
+
+    Rows are written in key order; in arrival order, PostgreSQL ended a few such pairs in a
+    deadlock (make reliability, figure 4), so each round here gives it the chance to.
+    """
+    rounds, size = 30, 40
+    lead_ids = [f"lead-{n:02d}" for n in range(size)]
+    store_leads(sessions, *lead_ids)
+    answers: list[RecordedOutcomes] = []
+    for round_ in range(rounds):
+        batch = [event(f"r{round_}-{lead_id}", lead_id) for lead_id in lead_ids]
+        start = threading.Barrier(2)
+
+        def post(events: list[dict[str, Any]], start: threading.Barrier = start) -> None:
+            start.wait()
+            answers.append(record(sessions, events, NOW))
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            posted = [pool.submit(post, batch), pool.submit(post, batch[::-1])]
+            for future in posted:
+                future.result()  # a deadlock would raise here
+    # Both are answered alike: a replay gets the answer its original got.
+    assert answers == [RecordedOutcomes(accepted=size, duplicates=0)] * (2 * rounds)
+    assert stored_count(sessions) == rounds * size
+
+
+def test_the_same_new_leads_written_at_once_in_opposite_orders_are_all_stored(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Two scoring requests carrying the same new leads in opposite orders (see above)."""
+    for round_ in range(30):
+        lead_ids = [f"r{round_}-{n:02d}" for n in range(40)]
+        start = threading.Barrier(2)
+
+        def write(ids: list[str], start: threading.Barrier = start) -> None:
+            start.wait()
+            store_leads(sessions, *ids)
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for future in [pool.submit(write, lead_ids), pool.submit(write, lead_ids[::-1])]:
+                future.result()
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Lead)) == 30 * 40
