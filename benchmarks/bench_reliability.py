@@ -31,7 +31,7 @@ from benchmarks.reliability import (
     pii,
     schema_fuzz,
 )
-from benchmarks.reliability.service import POSTGRES_URL
+from benchmarks.service import POSTGRES_URL
 
 #: (number, title, how it is measured), in the table's order.
 FIGURES: list[tuple[int, str, Callable[[Path], Figure]]] = [

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from benchmarks.reliability import Figure
-from benchmarks.reliability.service import Service, store
+from benchmarks.service import Service, store
 from store.api_keys import Scope, hash_key
 
 KNOWN_LEAD = "demo-000001"

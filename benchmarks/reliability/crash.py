@@ -15,7 +15,7 @@ import httpx
 from sqlalchemy import func, select
 
 from benchmarks.reliability import Figure
-from benchmarks.reliability.service import Service, store
+from benchmarks.service import Service, store
 from store.tables import OutcomeEvent
 from tests.support import open_store
 

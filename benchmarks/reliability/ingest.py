@@ -27,7 +27,7 @@ import httpx
 from sqlalchemy import func, select
 
 from benchmarks.reliability import Figure
-from benchmarks.reliability.service import Service, store
+from benchmarks.service import Service, store
 from store.outcomes import latest_closing_outcomes
 from store.repository import training_frames
 from store.tables import OutcomeEvent

@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from benchmarks.reliability import Figure
-from benchmarks.reliability.service import Service, store
+from benchmarks.service import Service, store
 
 DECLARED = 200_000_000
 OVERSIZED = 20

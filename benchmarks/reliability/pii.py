@@ -18,7 +18,7 @@ import pandas as pd
 from sqlalchemy import func, select
 
 from benchmarks.reliability import Figure
-from benchmarks.reliability.service import Service, store
+from benchmarks.service import Service, store
 from store.tables import ErasedLead, Lead, OutcomeEvent, ScoreSnapshot
 from tests.support import open_store
 

@@ -15,7 +15,7 @@ from schemathesis.checks import response_schema_conformance, status_code_conform
 from schemathesis.core.failures import Failure, FailureGroup
 
 from benchmarks.reliability import Figure
-from benchmarks.reliability.service import Service, store
+from benchmarks.service import Service, store
 
 EXAMPLES = 1_000
 #: Requests shown per kind of failure in the details.

@@ -1,6 +1,6 @@
-"""A real `leadloop serve` for the reliability figures: a subprocess on a loopback port, its
-settings in `LEADLOOP_*` variables, its keys made by `leadloop keys create`, its store on SQLite
-or on a PostgreSQL database of its own."""
+"""A real `leadloop serve` for the benchmarks and for the tests that need a real process: a
+subprocess on a loopback port, its settings in `LEADLOOP_*` variables, its keys made by
+`leadloop keys create`, its store on SQLite or on a PostgreSQL database of its own."""
 
 from __future__ import annotations
 
