@@ -62,7 +62,8 @@ class LeadScore:
     probability: float
     score: int
     grade: str
-    reasons: list[Reason]
+    #: None when the score was asked for alone.
+    reasons: list[Reason] | None
 
 
 @dataclass(frozen=True)
@@ -95,22 +96,34 @@ class Scorer:
         """Calibrated conversion probability of raw leads."""
         return self.calibration.probability(self.margin(self.encoder.encode(leads)))
 
-    def score(self, leads: Sequence[Mapping[str, Any]], per_direction: int = 3) -> list[LeadScore]:
-        """Probability, 0-100 score, grade and top reasons of each raw lead."""
-        contrib = self.contributions(self.encoder.encode(leads))
+    def score(
+        self, leads: Sequence[Mapping[str, Any]], reasons: bool = True, per_direction: int = 3
+    ) -> list[LeadScore]:
+        """Probability, 0-100 score, grade and (when `reasons`) top reasons of each raw lead.
+
+        Without reasons only the margin is computed: for trees a plain prediction, about a
+        fifteenth of the cost of the per-field contributions reasons need.
+        """
+        rows = self.encoder.encode(leads)
+        if not reasons:
+            return [
+                self._lead_score(p, None) for p in self.calibration.probability(self.margin(rows))
+            ]
+        contrib = self.contributions(rows)
         margin, expected = contrib.sum(axis=1), contrib[:, -1]
         points = to_score_points(contrib[:, :-1], margin, expected, self.calibration)
-        probabilities = self.calibration.probability(margin)
         fields = self.feature_fields
         return [
-            LeadScore(
-                probability=float(p),
-                score=int(np.clip(np.rint(100.0 * p), 0, 100)),
-                grade=self.grades.grade(float(p)),
-                reasons=top_reasons(points[i], fields, lead, per_direction),
+            self._lead_score(p, top_reasons(points[i], fields, lead, per_direction))
+            for i, (p, lead) in enumerate(
+                zip(self.calibration.probability(margin), leads, strict=True)
             )
-            for i, (p, lead) in enumerate(zip(probabilities, leads, strict=True))
         ]
+
+    def _lead_score(self, probability: float, reasons: list[Reason] | None) -> LeadScore:
+        p = float(probability)
+        score = int(np.clip(np.rint(100.0 * p), 0, 100))
+        return LeadScore(probability=p, score=score, grade=self.grades.grade(p), reasons=reasons)
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)

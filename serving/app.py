@@ -22,6 +22,7 @@ from features.schema import load_schema
 from models.registry import CHAMPION, LoadedScorer, mlflow_client
 from serving.auth import AUTH_RESPONSES, KeyRequired
 from serving.champion_watch import ChampionWatch
+from serving.key_cache import KeyCache
 from serving.limits import (
     LIMIT_RESPONSES,
     RATE_LIMIT_RESPONSES,
@@ -38,6 +39,7 @@ from serving.state import AppState
 from store.api_keys import Scope
 from store.db import make_engine, migrate, session_factory
 from store.repository import training_frames
+from store.snapshot_writer import SnapshotWriter
 from training.fallback import FALLBACK_VERSION, fallback_scorer
 
 log = logging.getLogger("leadloop.serving")
@@ -46,8 +48,8 @@ log = logging.getLogger("leadloop.serving")
 #: them): /docs and /redoc work without reaching a CDN.
 DOCS_ASSETS = "/docs/assets"
 _NO_MODEL = (
-    "No model is loaded (no champion and no outcomes for the rules score yet), or the server "
-    "is at its connection limit"
+    "No model is loaded (no champion and no outcomes for the rules score yet), the store is "
+    "not keeping up, or the server is at its connection limit"
 )
 #: Answers of routes that their own declarations leave out of the OpenAPI document.
 ROUTE_ANSWERS: dict[tuple[str, str], dict[int, str]] = {
@@ -73,19 +75,32 @@ def create_app(settings: Settings) -> FastAPI:
         watch = ChampionWatch(
             mlflow_client(settings.mlflow_tracking_uri), settings.model_name, schema
         )
+        sessions = session_factory(engine)
+        writer = SnapshotWriter(
+            sessions,
+            schema,
+            settings.pii_key_bytes,
+            capacity=settings.snapshot_queue,
+            linger_seconds=settings.snapshot_linger_seconds,
+            wait_seconds=settings.store_wait_seconds,
+        )
         state = AppState(
             schema=schema,
             model_name=settings.model_name,
             pii_key=settings.pii_key_bytes,
-            sessions=session_factory(engine),
+            sessions=sessions,
+            writer=writer,
             reports_dir=settings.reports_dir,
+            store_wait_seconds=settings.store_wait_seconds,
             registry=watch.view,
+            keys=KeyCache(settings.key_cache_seconds),
         )
         app.state.leadloop = state
         await _first_model(state, watch, settings.model_load_timeout_seconds)
         following = asyncio.create_task(_follow(state, watch, settings.model_poll_seconds))
         yield
         following.cancel()
+        await asyncio.to_thread(writer.close)  # the requests have finished: store their scores
         engine.dispose()
 
     app = FastAPIOffline(

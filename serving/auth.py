@@ -40,14 +40,16 @@ AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def check_key(
+async def check_key(
     state: AppState, credentials: HTTPAuthorizationCredentials | None, scopes: list[str]
 ) -> KeyHolder:
     """The holder of the presented key, if it has every scope in `scopes`; else 401 or 403."""
     holder = None
     if credentials is not None:
-        with state.sessions() as session:
-            holder = key_holder(session, hash_key(credentials.credentials))
+        key_hash = hash_key(credentials.credentials)
+        holder = state.keys.get(key_hash)
+        if holder is None:
+            holder = await run_in_threadpool(_stored_holder, state, key_hash)
     if holder is None:
         raise HTTPException(
             401,
@@ -61,11 +63,19 @@ def check_key(
     return holder
 
 
-def authorized(
+def _stored_holder(state: AppState, key_hash: str) -> KeyHolder | None:
+    with state.sessions() as session:
+        holder = key_holder(session, key_hash)
+    if holder is not None:
+        state.keys.put(key_hash, holder)
+    return holder
+
+
+async def authorized(
     security_scopes: SecurityScopes, credentials: CredentialsDep, state: StateDep
 ) -> KeyHolder:
     """The caller's key, checked against the scopes the route asks for."""
-    return check_key(state, credentials, security_scopes.scopes)
+    return await check_key(state, credentials, security_scopes.scopes)
 
 
 def requires(scope: Scope) -> Any:
@@ -86,5 +96,5 @@ class KeyRequired:
             request = Request(scope)
             credentials = await api_key(request)
             state = request.app.state.leadloop
-            await run_in_threadpool(check_key, state, credentials, [self.needed])
+            await check_key(state, credentials, [self.needed])
         await self.app(scope, receive, send)

@@ -10,16 +10,28 @@ from models.registry import LoadedScorer
 from serving.state import AppState
 
 
-def get_state(request: Request) -> AppState:
+# Coroutines, though they do not wait: FastAPI runs a plain function in its thread pool, a hop
+# that costs a one-lead request more than the work.
+async def get_state(request: Request) -> AppState:
     return request.app.state.leadloop
 
 
-def get_model(request: Request) -> LoadedScorer:
-    model = get_state(request).model
+async def get_model(request: Request) -> LoadedScorer:
+    model = (await get_state(request)).model
     if model is None:
         raise HTTPException(503, "no champion model is loaded: run `make train`, then restart")
     return model
 
 
+def scores_stored(request: Request) -> None:
+    """Before a route reads or changes what scoring stored: this process's queued scores are in
+    the store (a lead scored a moment ago can be read back, closed or erased)."""
+    state: AppState = request.app.state.leadloop
+    if not state.writer.flush(timeout=state.store_wait_seconds):
+        raise HTTPException(503, "scores are waiting for the store: try again shortly")
+
+
 StateDep = Annotated[AppState, Depends(get_state)]
 ModelDep = Annotated[LoadedScorer, Depends(get_model)]
+#: A route dependency: see `scores_stored`.
+ScoresStored = Depends(scores_stored)

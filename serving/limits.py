@@ -35,7 +35,10 @@ LIMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "The body was not received in time (connection closed)",
     },
     413: {"model": ErrorOut, "description": "The body is too large (connection closed)"},
-    503: {"description": "The server is at its connection limit: retry shortly"},
+    503: {
+        "description": "The server is at its connection limit, or its store is not keeping "
+        "up: retry shortly"
+    },
 }
 #: The answer of a route that needs an API key, to a key over its rate.
 RATE_LIMIT_RESPONSES: dict[int | str, dict[str, Any]] = {

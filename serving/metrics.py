@@ -121,7 +121,7 @@ class _ServedModelCollector(Collector):
         yield info
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 

@@ -13,11 +13,11 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from features.pii import scrub
-from features.schema import LeadSchema
 from features.validation import FUTURE_TOLERANCE, LEAD_ID_KEY, has_control_characters
 from models.registry import LoadedScorer
 from store import erasure, repository
-from store.records import json_value, lead_row
+from store.records import json_value
+from store.snapshot_writer import ScoredBatch, ScoredLead, SnapshotWriter
 
 
 class ConflictingEventsError(ValueError):
@@ -38,49 +38,36 @@ class InvalidOutcomesError(ValueError):
 
 def score_leads(
     model: LoadedScorer,
-    sessions: sessionmaker[Session],
-    schema: LeadSchema,
+    writer: SnapshotWriter,
     leads: Sequence[dict[str, Any]],
-    pii_key: bytes,
+    reasons: bool,
     now: datetime,
 ) -> list[dict[str, Any]]:
-    """Score leads, store each lead and its score snapshot, return the scores with reasons."""
-    scorer = model.scorer
-    scores = scorer.score(leads)
-    results, snapshots = [], []
-    for lead, scored in zip(leads, scores, strict=True):
-        reasons = [asdict(r) | {"value": json_value(r.value)} for r in scored.reasons]
-        result = {
-            "lead_id": lead[LEAD_ID_KEY],
-            "probability": scored.probability,
-            "score": scored.score,
-            "grade": scored.grade,
-            "reasons": reasons,
-        }
-        results.append(result)
-        snapshots.append(
-            {
-                "lead_id": lead[LEAD_ID_KEY],
-                "scored_at": now,
-                # Every field the schema lets a model see, not only those this model reads:
-                # the next training run may use a field this one's guard left out.
-                "features": {
-                    f.name: json_value(lead.get(f.name)) for f in schema.model_fields_in_order
-                },
-                "probability": scored.probability,
-                "score": scored.score,
-                "grade": scored.grade,
-                "reasons": reasons,
-                "model_version": model.version,
-            }
+    """Score leads and hand each lead and its score snapshot to `writer`; return the scores,
+    with their reasons when asked."""
+    scored = [
+        ScoredLead(
+            lead=lead,
+            probability=one.probability,
+            score=one.score,
+            grade=one.grade,
+            reasons=None
+            if one.reasons is None
+            else [asdict(r) | {"value": json_value(r.value)} for r in one.reasons],
         )
-    with sessions.begin() as session:
-        # An erased lead is scored (the caller asked) but nothing of it is stored again.
-        erased = erasure.erased_ids(session, (lead[LEAD_ID_KEY] for lead in leads), pii_key)
-        rows = [lead_row(schema, x, pii_key, now) for x in leads if x[LEAD_ID_KEY] not in erased]
-        repository.upsert_leads(session, rows, replace_attributes=False)
-        repository.add_snapshots(session, [s for s in snapshots if s["lead_id"] not in erased])
-    return results
+        for lead, one in zip(leads, model.scorer.score(leads, reasons), strict=True)
+    ]
+    writer.submit(ScoredBatch(leads=scored, model_version=model.version, scored_at=now))
+    return [
+        {
+            "lead_id": one.lead[LEAD_ID_KEY],
+            "probability": one.probability,
+            "score": one.score,
+            "grade": one.grade,
+            "reasons": one.reasons,
+        }
+        for one in scored
+    ]
 
 
 @dataclass(frozen=True)

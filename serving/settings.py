@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     pii_key: SecretStr | None = None
     pii_key_file: Path = Path("var/pii.key")
 
+    #: Seconds a running service remembers a valid API key instead of asking the store on each
+    #: request: a revoked key is refused within this time (0: ask the store every time).
+    key_cache_seconds: float = Field(default=5.0, ge=0)
+
     # Limits of the HTTP API (`leadloop serve`).
     #: Largest request body (bytes): 2 MiB is 1,000 leads of 2 KB, five times the example's.
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1)
@@ -77,6 +81,13 @@ class Settings(BaseSettings):
     model_load_timeout_seconds: float = Field(default=30.0, gt=0)
     #: Seconds a stopping service (SIGTERM) gives requests in progress to finish.
     shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    #: Scored leads queued for the store, written in batches after the answer (0: each request
+    #: writes its own before it is answered). A SIGKILL loses what is queued; SIGTERM does not.
+    snapshot_queue: int = Field(default=10_000, ge=0)
+    #: Seconds the writer waits for more scores to store them in one transaction.
+    snapshot_linger_seconds: float = Field(default=0.05, ge=0, le=5)
+    #: Seconds a request waits for room in the queue, or for the store, before a 503.
+    store_wait_seconds: float = Field(default=10.0, gt=0)
 
     @property
     def store_folder_made(self) -> bool:

@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from features.schema import LeadSchema
 from models.registry import LoadedScorer
 from serving.champion_watch import RegistryView
+from serving.key_cache import KeyCache
+from store.snapshot_writer import SnapshotWriter
 
 
 @dataclass
@@ -18,11 +20,16 @@ class AppState:
     model_name: str
     pii_key: bytes
     sessions: sessionmaker[Session]
+    #: Where scores go to be stored (see `SnapshotWriter` for what a crash can lose).
+    writer: SnapshotWriter
     reports_dir: Path
+    #: Seconds a request waits for the store's writer before it is refused (503).
+    store_wait_seconds: float
     #: Replaced whole when the champion moves: a request reads it once.
     model: LoadedScorer | None = None
     not_ready_reason: str = "starting"
     registry: RegistryView = field(default_factory=RegistryView)
+    keys: KeyCache = field(default_factory=lambda: KeyCache(0))
 
     @property
     def stale(self) -> bool:

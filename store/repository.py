@@ -122,7 +122,7 @@ def upsert_leads(
     statement = statement.on_conflict_do_update(index_elements=["lead_id"], set_=refreshed)
     # In key order: two requests writing the same leads lock them in one order, never in
     # opposite orders (a deadlock on PostgreSQL).
-    ordered = sorted(_last_per_key(rows, "lead_id"), key=lambda r: r["lead_id"])
+    ordered = sorted(_merged_per_key(rows, "lead_id", refreshed), key=lambda r: r["lead_id"])
     session.connection().execute(statement, ordered)
 
 
@@ -362,6 +362,14 @@ def _frame(rows: Iterable[Any], columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame([tuple(r) for r in rows], columns=columns)
 
 
-def _last_per_key(rows: Iterable[Mapping[str, Any]], key: str) -> Iterable[Mapping[str, Any]]:
-    """One row per key, the last one given (a batch may repeat a lead)."""
-    return {r[key]: r for r in rows}.values()
+def _merged_per_key(
+    rows: Iterable[Mapping[str, Any]], key: str, refreshed: Iterable[str]
+) -> list[dict[str, Any]]:
+    """One row per key, as upserting the rows one after another would leave it: the first
+    row's values, with the `refreshed` columns of the last (a batch may repeat a lead)."""
+    columns = list(refreshed)
+    merged: dict[Any, dict[str, Any]] = {}
+    for row in rows:
+        first = merged.get(row[key])
+        merged[row[key]] = dict(row) if first is None else first | {c: row[c] for c in columns}
+    return list(merged.values())

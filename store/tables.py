@@ -105,7 +105,8 @@ class ScoreSnapshot(Base):
     probability: Mapped[float] = mapped_column(Float)
     score: Mapped[int] = mapped_column(Integer)
     grade: Mapped[str] = mapped_column(String(1))
-    reasons: Mapped[list[dict[str, Any]]] = mapped_column(Json)
+    #: None when the score was asked for without reasons.
+    reasons: Mapped[list[dict[str, Any]] | None] = mapped_column(Json, nullable=True)
     model_version: Mapped[str] = mapped_column(String(100))
 
 

@@ -102,6 +102,12 @@ def api_client(settings: Settings, **options: Any) -> TestClient:
     return TestClient(create_app(settings), headers=bearer(api_key(settings)), **options)
 
 
+def stored_scores(client: TestClient) -> None:
+    """Wait until the scores `client`'s app answered are in the store (they are written after
+    the answer): for a test that reads the store itself rather than through the API."""
+    assert client.app.state.leadloop.writer.flush(timeout=30)  # type: ignore[attr-defined]
+
+
 def seed(sessions: sessionmaker[Session], funnel: DemoFunnel, schema: LeadSchema) -> None:
     with sessions.begin() as session:
         load_demo_funnel(session, funnel, schema, PII_KEY, NOW)

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from serving import services
 from serving.auth import requires
-from serving.deps import StateDep
+from serving.deps import ScoresStored, StateDep
 from serving.routes import BODY_NOT_JSON
 from serving.schemas import ErasedOut, IngestOut, LeadOut, OutcomesIn
 from store.api_keys import Scope
@@ -23,7 +23,7 @@ _CONFLICT = {409: {"description": "An `event_id` was used before with another pa
 @router.post(
     "/v1/outcomes",
     response_model=IngestOut,
-    dependencies=[requires(Scope.INGEST)],
+    dependencies=[requires(Scope.INGEST), ScoresStored],
     responses=BODY_NOT_JSON | _CONFLICT,
 )
 def post_outcomes(body: OutcomesIn, state: StateDep) -> IngestOut | JSONResponse:
@@ -41,7 +41,7 @@ def post_outcomes(body: OutcomesIn, state: StateDep) -> IngestOut | JSONResponse
 @router.get(
     "/v1/leads/{lead_id:path}",
     response_model=LeadOut,
-    dependencies=[requires(Scope.READ)],
+    dependencies=[requires(Scope.READ), ScoresStored],
     responses={404: {"description": "The store holds no such lead."}},
 )
 def get_lead(lead_id: str, state: StateDep) -> dict:
@@ -55,7 +55,7 @@ def get_lead(lead_id: str, state: StateDep) -> dict:
 @router.delete(
     "/v1/leads/{lead_id:path}",
     response_model=ErasedOut,
-    dependencies=[requires(Scope.ADMIN)],
+    dependencies=[requires(Scope.ADMIN), ScoresStored],
     responses={404: {"description": "The store holds no such lead."}},
 )
 def erase_lead(lead_id: str, state: StateDep) -> ErasedOut:

@@ -5,8 +5,9 @@ time from the lead schema, as a real annotation, not as the name of a local vari
 """
 
 from datetime import UTC, datetime
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 
 from serving import services
@@ -14,8 +15,9 @@ from serving.auth import requires
 from serving.deps import ModelDep, StateDep
 from serving.metrics import MetricsDep
 from serving.routes import BODY_NOT_JSON
-from serving.schemas import ScoresOut
+from serving.schemas import REASONS, ScoresOut
 from store.api_keys import Scope
+from store.snapshot_writer import StoreBusyError
 
 
 def scoring_router(scores_in: type[BaseModel]) -> APIRouter:
@@ -33,12 +35,17 @@ def scoring_router(scores_in: type[BaseModel]) -> APIRouter:
         state: StateDep,
         model: ModelDep,
         metrics: MetricsDep,
+        reasons: Annotated[bool, Query(description=REASONS)] = True,
     ) -> dict:
-        """Score 1 to 1,000 leads; each score comes with a grade and its reasons."""
+        """Score 1 to 1,000 leads; each score comes with a grade and, unless asked not to, its
+        reasons."""
         leads = [lead.model_dump() for lead in body.leads]
-        scores = services.score_leads(
-            model, state.sessions, state.schema, leads, state.pii_key, datetime.now(UTC)
-        )
+        try:
+            scores = services.score_leads(
+                model, state.writer, leads, reasons and body.reasons, datetime.now(UTC)
+            )
+        except StoreBusyError as exc:
+            raise HTTPException(503, str(exc)) from exc
         metrics.count_scores(score["grade"] for score in scores)
         return {"model_version": model.version, "scores": scores}
 

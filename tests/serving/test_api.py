@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 from features.schema import LeadSchema
 from serving.schemas import MAX_BATCH
 from store.records import hash_pii
-from tests.support import PII_KEY, TrainedSetup, api_client, make_settings
+from tests.support import PII_KEY, TrainedSetup, api_client, make_settings, stored_scores
 
 EXAMPLE_REQUEST = Path(__file__).resolve().parents[2] / "examples" / "score_request.json"
 METRIC_NAMES = {"roc_auc", "pr_auc", "log_loss", "brier", "lift_at_10", "ece"}
@@ -161,13 +161,41 @@ def test_scored_lead_is_stored_with_its_score(client: TestClient, trained: Train
     assert datetime.fromisoformat(first["created_at"]) == datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 
 
+@pytest.mark.parametrize(
+    ("query", "body"), [("?reasons=false", {}), ("", {"reasons": False})], ids=["query", "body"]
+)
+def test_a_score_alone_is_the_same_score_without_reasons(
+    client: TestClient, query: str, body: dict[str, Any]
+) -> None:
+    """Asked without reasons, the same probability (from the margin, not the contributions),
+    no reasons in the answer, and none in the snapshot the lead is read back with."""
+    leads = [lead | {"lead_id": new_id()} for lead in example_request()["leads"]]
+    with_reasons = score(client, *leads)["scores"]
+    response = client.post(f"/v1/scores{query}", json={"leads": leads} | body)
+    assert response.status_code == 200, response.text
+    alone = response.json()["scores"]
+    for full, bare in zip(with_reasons, alone, strict=True):
+        assert full["reasons"] and bare["reasons"] is None
+        assert bare["probability"] == pytest.approx(full["probability"], abs=1e-12)
+        assert (bare["score"], bare["grade"]) == (full["score"], full["grade"])
+    read_back = client.get(f"/v1/leads/{leads[0]['lead_id']}").json()["latest_score"]
+    assert read_back["reasons"] is None
+    assert read_back["probability"] == alone[0]["probability"]
+
+
+def test_reasons_must_be_a_boolean(client: TestClient) -> None:
+    response = client.post("/v1/scores", json={"leads": [{"lead_id": "x"}], "reasons": "no"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "reasons"]
+
+
 def test_store_holds_only_hashed_pii(client: TestClient, trained: TrainedSetup) -> None:
     """Raw e-mails and names never reach the store; their keyed hashes do (for joins)."""
     email = f"{new_id('pii')}@northwind.example"
     full_name = f"Hidden {uuid.uuid4().hex[:8]} Person"
     lead_id = new_id("pii-lead")
     score(client, {"lead_id": lead_id, "email": email, "full_name": full_name, "page_views": 3})
-
+    stored_scores(client)
     engine = create_engine(trained.settings.database_url)
     try:
         with engine.connect() as connection:
@@ -515,6 +543,7 @@ def test_snapshots_keep_every_model_field_and_rescoring_keeps_the_stored_row(
     lead_id = new_id()
     score(client, {"lead_id": lead_id, "page_views": 3, "industry": "retail"})
     score(client, {"lead_id": lead_id, "page_views": 99, "industry": "software"})
+    stored_scores(client)
     with trained.sessions() as session:
         snapshots = session.scalars(
             select(ScoreSnapshot).where(ScoreSnapshot.lead_id == lead_id)

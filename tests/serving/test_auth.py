@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +23,9 @@ from features.schema import LeadSchema
 from serving.app import create_app
 from serving.auth import KeyRequired
 from serving.cli import app as cli
+from serving.key_cache import KeyCache
 from serving.settings import Settings
-from store.api_keys import Scope, hash_key, revoke_key
+from store.api_keys import KeyHolder, Scope, hash_key, revoke_key
 from store.demo_funnel import generate_demo_funnel
 from store.tables import ApiKey, Lead, OutcomeEvent
 from tests.support import NOW, api_key, bearer, make_settings, open_store, seed
@@ -267,7 +269,8 @@ def keys(settings: Settings, *args: str) -> Result:
 
 
 def test_create_prints_the_key_alone_on_the_last_line_and_it_works(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path)
+    """With the key cache off, a revoked key is refused at its next request."""
+    settings = make_settings(tmp_path).model_copy(update={"key_cache_seconds": 0})
     created = keys(settings, "create", "--name", "crm", "--scope", "ingest", "--scope", "read")
     assert created.exit_code == 0, created.output
     key = created.stdout.splitlines()[-1]
@@ -322,3 +325,28 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path: Path, args: list[str], 
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1 and says in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_a_revoked_key_is_refused_within_the_cache_time(tmp_path: Path) -> None:
+    """A running service remembers a valid key for `key_cache_seconds`, then asks again."""
+    settings = make_settings(tmp_path).model_copy(update={"key_cache_seconds": 0.5})
+    key = keys(settings, "create", "--name", "crm", "--scope", "read").stdout.splitlines()[-1]
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/v1/alerts", headers=bearer(key)).status_code == 404
+        assert keys(settings, "revoke", "crm").exit_code == 0
+        revoked_at = time.monotonic()
+        while client.get("/v1/alerts", headers=bearer(key)).status_code != 401:
+            assert time.monotonic() - revoked_at < 0.5 + 2.0, "revoked key still accepted"
+            time.sleep(0.05)
+
+
+def test_the_key_cache_forgets_a_key_after_its_time() -> None:
+    holder = KeyHolder("crm", frozenset({Scope.READ}))
+    cache = KeyCache(seconds=0.2)
+    cache.put("hash", holder)
+    assert cache.get("hash") == holder and cache.get("other") is None
+    time.sleep(0.3)
+    assert cache.get("hash") is None
+    off = KeyCache(seconds=0)
+    off.put("hash", holder)
+    assert off.get("hash") is None

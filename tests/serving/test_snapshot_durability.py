@@ -1,0 +1,84 @@
+"""What a real `leadloop serve` process promises about the scores it answered (README, "Scores
+are stored after the answer"): SIGTERM stores every queued score; SIGKILL loses those still
+queued; with the queue off (`LEADLOOP_SNAPSHOT_QUEUE=0`) a SIGKILL loses nothing answered."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from benchmarks.service import Service
+from features.schema import LeadSchema
+from store.api_keys import create_key
+from store.demo_funnel import DemoFunnel
+from store.tables import ScoreSnapshot
+from tests.support import NOW, PII_KEY, open_store, seed
+
+#: Long enough that the scores are still queued when the test signals the server.
+LINGER = 5.0
+REQUESTS = 5
+
+
+@pytest.fixture
+def service(
+    tmp_path: Path,
+    small_funnel: DemoFunnel,
+    demo_schema: LeadSchema,
+    request: pytest.FixtureRequest,
+) -> Iterator[tuple[Service, str]]:
+    """A server on a seeded SQLite store (served by the rules score) and a scoring key."""
+    url = f"sqlite:///{tmp_path}/leadloop.db"
+    sessions = open_store(url)
+    seed(sessions, small_funnel, demo_schema)
+    with sessions.begin() as session:
+        key = create_key(session, "durability", ["score"], NOW)
+    sessions.kw["bind"].dispose()
+    settings = {"pii_key": PII_KEY.decode(), "snapshot_linger_seconds": LINGER} | request.param
+    with Service(tmp_path, url, **settings) as server:
+        yield server.start(), key
+
+
+def score_some(server: Service, key: str) -> None:
+    with server.client(key) as client:
+        for n in range(REQUESTS):
+            leads = [{"lead_id": f"durable-{n}-{i}", "source": "webinar"} for i in range(2)]
+            response = client.post("/v1/scores", json={"leads": leads, "reasons": n % 2 == 0})
+            assert response.status_code == 200, response.text
+
+
+def stored_snapshots(server: Service) -> int:
+    sessions = open_store(server.settings["database_url"])
+    with sessions() as session:
+        count = session.scalar(
+            select(func.count()).where(ScoreSnapshot.lead_id.startswith("durable-"))
+        )
+    sessions.kw["bind"].dispose()
+    return count or 0
+
+
+@pytest.mark.parametrize("service", [{}], indirect=True)
+def test_sigterm_stores_every_queued_score(service: tuple[Service, str]) -> None:
+    server, key = service
+    score_some(server, key)
+    assert stored_snapshots(server) == 0  # all still queued: the linger has not passed
+    server.stop()  # SIGTERM
+    assert stored_snapshots(server) == 2 * REQUESTS
+
+
+@pytest.mark.parametrize("service", [{}], indirect=True)
+def test_sigkill_loses_the_scores_still_queued(service: tuple[Service, str]) -> None:
+    server, key = service
+    score_some(server, key)
+    server.kill()
+    assert stored_snapshots(server) == 0
+
+
+@pytest.mark.parametrize("service", [{"snapshot_queue": 0}], indirect=True)
+def test_without_the_queue_sigkill_loses_nothing_answered(service: tuple[Service, str]) -> None:
+    server, key = service
+    score_some(server, key)
+    server.kill()
+    assert stored_snapshots(server) == 2 * REQUESTS
