@@ -8,18 +8,14 @@ Each figure is a module of `benchmarks/reliability/` with a `measure(directory)`
 
 from __future__ import annotations
 
-import os
-import subprocess
 import tempfile
-import threading
 import time
 import traceback
-from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks.common import ROOT, TABLES, machine, write_table
+from benchmarks.common import TABLES, Contention, commit, machine, write_table
 from benchmarks.reliability import (
     Figure,
     auth_matrix,
@@ -46,88 +42,6 @@ FIGURES: list[tuple[int, str, Callable[[Path], Figure]]] = [
 ]
 
 
-class Contention:
-    """What else used the CPU during the run: every few seconds, the CPU time of each process
-    that this run did not start (PostgreSQL's, which serve this run's servers too, apart)."""
-
-    def __init__(self, every: float = 5.0) -> None:
-        self.every = every
-        self.seconds = 0.0
-        self.others: Counter[str] = Counter()
-        self.postgres = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        before = _cpu_seconds_outside(os.getpid())
-        while not self._stop.wait(self.every):
-            now = _cpu_seconds_outside(os.getpid())
-            for pid, (command, seconds) in now.items():
-                used = seconds - before.get(pid, (command, 0.0))[1]
-                if command.startswith("postgres"):
-                    self.postgres += used
-                else:
-                    self.others[command] += used
-            self.seconds += self.every
-            before = now
-
-    def __enter__(self) -> Contention:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def describe(self) -> str:
-        if not self.seconds:
-            return "not sampled"
-        busiest = ", ".join(
-            f"`{command}` {used / self.seconds:.2f}" for command, used in self.others.most_common(3)
-        )
-        return (
-            f"processes this run did not start used {sum(self.others.values()) / self.seconds:.2f} "
-            f"of the {os.cpu_count()} cores on average (busiest: {busiest}), PostgreSQL's "
-            f"{self.postgres / self.seconds:.2f}"
-        )
-
-
-def _cpu_seconds_outside(own: int) -> dict[int, tuple[str, float]]:
-    """pid -> (command, CPU seconds so far) of every process not descended from `own`."""
-    tick = os.sysconf("SC_CLK_TCK")
-    parents, found = {}, {}
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            stat = (proc / "stat").read_text()
-            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        pid = int(proc.name)
-        parents[pid] = int(fields[1])
-        label = command.strip()[:70] or stat.split("(", 1)[1].split(")")[0]
-        found[pid] = (label, (int(fields[11]) + int(fields[12])) / tick)
-
-    def ours(pid: int) -> bool:
-        while pid > 1:
-            if pid == own:
-                return True
-            pid = parents.get(pid, 0)
-        return False
-
-    return {pid: value for pid, value in found.items() if not ours(pid)}
-
-
-def _commit() -> str:
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
-        ).stdout.strip()
-
-    dirty = git("status", "--porcelain", "--untracked-files=no")
-    return git("rev-parse", "--short", "HEAD") + (" with uncommitted changes" if dirty else "")
-
-
 def run(number: int, title: str, measure: Callable[[Path], Figure], directory: Path) -> Figure:
     print(f"figure {number}: {title}", flush=True)
     started = time.perf_counter()
@@ -151,7 +65,7 @@ def main() -> None:
         "",
         f"Written by `make reliability` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC in "
         f"{time.perf_counter() - started:.0f} s, every figure from this one run, on commit "
-        f"{_commit()}. Machine: {machine()}. PostgreSQL at `{POSTGRES_URL}`.",
+        f"{commit()}. Machine: {machine()}. PostgreSQL at `{POSTGRES_URL}`.",
         "",
         f"Contention during the run: {load.describe()}.",
         "",
