@@ -202,3 +202,18 @@ def test_declared_ranges_are_enforced() -> None:
 def test_ranges_need_a_numeric_field_and_an_order(field: str) -> None:
     with pytest.raises(SchemaError, match="minimum"):
         parse_schema(f"name: t\nfields:\n  - {{name: ref, type: text, role: id}}\n  - {field}\n")
+
+
+def test_the_character_classes_are_unicodes_for_every_code_point() -> None:
+    """The regular expressions that refuse control characters and surrogates match exactly the
+    characters Unicode puts in those categories."""
+    import unicodedata
+
+    from features.validation import _CONTROL, _SURROGATE, _TEXT_CONTROL
+
+    for point in range(0x110000):
+        char = chr(point)
+        category = unicodedata.category(char)
+        assert (category == "Cc") == bool(_CONTROL.match(char)), hex(point)
+        assert (category == "Cc" and char not in "\t\n\r") == bool(_TEXT_CONTROL.match(char))
+        assert (category == "Cs") == bool(_SURROGATE.match(char)), hex(point)
