@@ -27,6 +27,9 @@ from lightgbm.basic import (
 )
 
 _DOUBLE_P = ctypes.POINTER(ctypes.c_double)
+#: The same library, called without releasing the GIL: for a call of microseconds, letting
+#: another thread run costs more than it gives (the caller waits to get the GIL back).
+_LIB_HOLDING_GIL = ctypes.PyDLL(_LIB._name)
 
 
 class SingleRowPredictor:
@@ -49,7 +52,7 @@ class SingleRowPredictor:
         out = np.empty(self._width, dtype=np.float64)
         length = ctypes.c_int64()
         _safe_call(
-            _LIB.LGBM_BoosterPredictForMatSingleRowFast(
+            _LIB_HOLDING_GIL.LGBM_BoosterPredictForMatSingleRowFast(
                 self._handle(),
                 data.ctypes.data_as(ctypes.c_void_p),
                 ctypes.byref(length),
