@@ -77,7 +77,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
         sessions = session_factory(engine)
         writer = SnapshotWriter(
-            sessions,
+            settings.database_url,
             schema,
             settings.pii_key_bytes,
             capacity=settings.snapshot_queue,

@@ -6,7 +6,7 @@ Each function opens one transaction, so a request stores all of its rows or none
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +17,7 @@ from features.validation import FUTURE_TOLERANCE, LEAD_ID_KEY, has_control_chara
 from models.registry import LoadedScorer
 from store import erasure, repository
 from store.records import json_value
-from store.snapshot_writer import ScoredBatch, ScoredLead, SnapshotWriter
+from store.snapshot_writer import ScoredBatch, ScoredLead
 
 
 class ConflictingEventsError(ValueError):
@@ -36,15 +36,19 @@ class InvalidOutcomesError(ValueError):
         self.problems = problems
 
 
+@dataclass(frozen=True)
+class ScoredRequest:
+    """A request's scores as answered, and the batch the store keeps of them."""
+
+    answer: list[dict[str, Any]]
+    batch: ScoredBatch
+
+
 def score_leads(
-    model: LoadedScorer,
-    writer: SnapshotWriter,
-    leads: Sequence[dict[str, Any]],
-    reasons: bool,
-    now: datetime,
-) -> list[dict[str, Any]]:
-    """Score leads and hand each lead and its score snapshot to `writer`; return the scores,
-    with their reasons when asked."""
+    model: LoadedScorer, leads: Sequence[dict[str, Any]], reasons: bool, now: datetime
+) -> ScoredRequest:
+    """Score leads: the answer, with reasons when asked, and each lead with its snapshot for
+    the store (the caller hands it to the snapshot writer)."""
     scored = [
         ScoredLead(
             lead=lead,
@@ -53,12 +57,14 @@ def score_leads(
             grade=one.grade,
             reasons=None
             if one.reasons is None
-            else [asdict(r) | {"value": json_value(r.value)} for r in one.reasons],
+            else [
+                {"field": r.field, "value": json_value(r.value), "impact": r.impact}
+                for r in one.reasons
+            ],
         )
         for lead, one in zip(leads, model.scorer.score(leads, reasons), strict=True)
     ]
-    writer.submit(ScoredBatch(leads=scored, model_version=model.version, scored_at=now))
-    return [
+    answer = [
         {
             "lead_id": one.lead[LEAD_ID_KEY],
             "probability": one.probability,
@@ -68,6 +74,7 @@ def score_leads(
         }
         for one in scored
     ]
+    return ScoredRequest(answer, ScoredBatch(scored, model.version, now))
 
 
 @dataclass(frozen=True)

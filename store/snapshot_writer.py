@@ -1,29 +1,42 @@
 """Scored leads and their score snapshots, written to the store in batches off the request path.
 
-Writing each request's snapshot before answering costs the request a transaction (on SQLite a
-disk sync, and a wait of up to its busy timeout while an import holds the writer's lock). The
-service hands every scored batch to a `SnapshotWriter` instead: a bounded queue that one thread
-drains, writing whatever has gathered in one transaction.
+Writing each request's snapshot before answering costs the request a transaction: about a
+millisecond of Python in SQLAlchemy, and on SQLite a wait of up to its busy timeout while an
+import holds the writer's lock. Done by a thread of the service, the same work competes with
+the requests for the interpreter's lock and puts milliseconds on their slowest answers. So the
+service hands every scored batch to a `SnapshotWriter`: a bounded queue feeding a process of its
+own, which writes whatever has gathered in one transaction and acknowledges it.
 
 The promise: nothing is dropped to keep up. A request waits when the queue is full (and is
 refused with `StoreBusyError` if it stays full for `wait_seconds`); a store that cannot be
 reached is retried until it answers; `close()`, called when the service shuts down (SIGTERM),
-writes everything queued before it returns. A SIGKILL, or a power loss, loses what was still
-queued: the leads scored in the last `linger_seconds` plus one transaction's time, at most
-`capacity` leads. With `capacity=0` there is no queue: each batch is written in the caller's
-own transaction before `submit` returns, and a SIGKILL loses nothing that was answered.
+returns once everything queued is stored. The writer process ignores signals and stops only
+when the service closes its pipe, so a SIGKILL of the service loses nothing already handed
+over: the writer stores it and exits. What a SIGKILL of both processes at once (a container
+killed, a power loss) loses is what was queued: the leads scored in the last `linger_seconds`
+plus one transaction's time, at most `capacity` leads. Should the writer process die, the
+service logs it, stores what it had not confirmed itself (a batch stored just before the death
+may then be stored twice) and writes each request's scores before answering from then on. With
+`capacity=0` there is no queue and no process: each batch is written in the caller's own
+transaction before `submit` returns.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -32,9 +45,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from features.schema import LeadSchema
 from features.validation import LEAD_ID_KEY
 from store import erasure, repository
+from store.db import make_engine, session_factory
 from store.records import json_value, lead_row
 
 log = logging.getLogger("leadloop.store")
+#: The folder holding the `store` package: the writer process imports it from there.
+_ROOT = Path(__file__).resolve().parents[1]
 
 #: Waits between attempts to reach a store that does not answer, growing to the last.
 _RETRY_WAITS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
@@ -99,26 +115,34 @@ class SnapshotWriter:
 
     def __init__(
         self,
-        sessions: sessionmaker[Session],
+        database_url: str,
         schema: LeadSchema,
         pii_key: bytes,
         capacity: int,
         linger_seconds: float = 0.05,
         wait_seconds: float = 10.0,
     ) -> None:
-        self._sessions, self._schema, self._pii_key = sessions, schema, pii_key
+        self._url, self._schema, self._pii_key = database_url, schema, pii_key
         self.capacity, self._linger, self._wait = capacity, linger_seconds, wait_seconds
-        self._queued: deque[ScoredBatch] = deque()
+        self._changed = threading.Condition()
+        #: Numbered batches not yet sent to the writer process, and all not yet confirmed.
+        self._outbox: deque[tuple[int, ScoredBatch]] = deque()
+        self._unconfirmed: dict[int, ScoredBatch] = {}
         self._queued_leads = 0
-        self._submitted = self._written = 0
+        #: Batches numbered so far, and the number up to which every batch is stored.
+        self._submitted = self._stored = 0
         #: Leads that could not be stored at all (a row the store refuses), logged when it happens.
         self.lost = 0
         self._closing = False
-        self._changed = threading.Condition()
-        self._thread: threading.Thread | None = None
+        #: Where batches are written in the caller's thread: without a queue, or once the writer
+        #: process has died.
+        self._here: sessionmaker[Session] | None = None
+        self._threads: list[threading.Thread] = []
+        self._process: subprocess.Popen[bytes] | None = None
         if capacity:
-            self._thread = threading.Thread(target=self._run, name="snapshot-writer", daemon=True)
-            self._thread.start()
+            self._start_process()
+        else:
+            self._here = session_factory(make_engine(database_url))
 
     @property
     def queued(self) -> int:
@@ -127,30 +151,34 @@ class SnapshotWriter:
 
     def submit(self, batch: ScoredBatch) -> None:
         """Queue `batch` (or, without a queue, write it now); wait while the queue is full."""
-        if self._thread is None:
-            with self._sessions.begin() as session:
-                write_batches(session, self._schema, self._pii_key, [batch])
-            return
-        size = len(batch.leads)
         with self._changed:
-            # A batch larger than the whole queue goes in once the queue is empty.
-            room = self._changed.wait_for(
-                lambda: self._closing
-                or self._queued_leads == 0
-                or self._queued_leads + size <= self.capacity,
-                timeout=self._wait,
-            )
-            if self._closing:
-                raise StoreBusyError("the service is shutting down")
-            if not room:
-                raise StoreBusyError(
-                    f"{self._queued_leads} scored leads are waiting for the store "
-                    f"(at most {self.capacity} are queued)"
+            if self._here is None:
+                room = self._changed.wait_for(
+                    lambda: (
+                        self._closing or self._here is not None or self._has_room(len(batch.leads))
+                    ),
+                    timeout=self._wait,
                 )
-            self._queued.append(batch)
-            self._queued_leads += size
-            self._submitted += 1
-            self._changed.notify_all()
+                if self._closing:
+                    raise StoreBusyError("the service is shutting down")
+                if not room:
+                    raise StoreBusyError(
+                        f"{self._queued_leads} scored leads are waiting for the store "
+                        f"(at most {self.capacity} are queued)"
+                    )
+                if self._here is None:
+                    self._enqueue(batch)
+                    return
+        self._write_here([batch])
+
+    def offer(self, batch: ScoredBatch) -> bool:
+        """Queue `batch` if there is room now, never waiting; False if the caller must
+        `submit` it instead (the queue is full, or there is none)."""
+        with self._changed:
+            if self._here is not None or self._closing or not self._has_room(len(batch.leads)):
+                return False
+            self._enqueue(batch)
+        return True
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything submitted so far is stored; False if `timeout` passed first.
@@ -158,45 +186,189 @@ class SnapshotWriter:
         for a lead just scored, an erasure) flushes first."""
         with self._changed:
             target = self._submitted
-            return self._changed.wait_for(lambda: self._written >= target, timeout=timeout)
+            return self._changed.wait_for(lambda: self._stored >= target, timeout=timeout)
 
     def close(self) -> None:
-        """Store everything queued, then stop the thread."""
+        """Store everything queued, then stop the writer process. A store that stays out of
+        reach is given `wait_seconds`, after which what is left is lost (and logged)."""
         with self._changed:
             self._closing = True
             self._changed.notify_all()
-        if self._thread is not None:
-            self._thread.join()
+        if self._process is not None:
+            self._stop_process()
+        if self._here is not None:
+            self._here.kw["bind"].dispose()
 
-    def _run(self) -> None:
+    def _stop_process(self) -> None:
+        assert self._process is not None
+        sender, confirmer = self._threads
+        sender.join()
+        confirmer.join(timeout=self._wait + 30)
+        if confirmer.is_alive():
+            log.error("the snapshot writer did not finish: %d scored leads lost", self.queued)
+            self._process.kill()
+            confirmer.join()
+
+    def _has_room(self, size: int) -> bool:
+        # A batch larger than the whole queue goes in once the queue is empty.
+        return self._queued_leads == 0 or self._queued_leads + size <= self.capacity
+
+    def _enqueue(self, batch: ScoredBatch) -> None:
+        """Under the lock: number `batch`, queue it and wake the sender."""
+        self._submitted += 1
+        self._outbox.append((self._submitted, batch))
+        self._unconfirmed[self._submitted] = batch
+        self._queued_leads += len(batch.leads)
+        self._changed.notify_all()
+
+    def _start_process(self) -> None:
+        # A command of its own, not multiprocessing: nothing of the service (its main module,
+        # threads, event loop) is run again or copied into the writer.
+        inbox, outbox = os.pipe()
+        acks_in, acks_out = os.pipe()
+        process = subprocess.Popen(
+            [sys.executable, "-m", __name__, str(inbox), str(acks_out)],
+            pass_fds=(inbox, acks_out),
+            env=os.environ | {"PYTHONPATH": os.pathsep.join([str(_ROOT), *sys.path])},
+        )
+        os.close(inbox)  # the writer's ends: closed here, so each side sees the other go
+        os.close(acks_out)
+        self._process = process
+        sending = Connection(outbox, readable=False)
+        # The settings go through the pipe, not the command line: the PII key is among them.
+        sending.send(
+            (
+                self._url,
+                self._schema.model_dump(mode="json"),
+                self._pii_key,
+                self._linger,
+                self._wait,
+            )
+        )
+        self._threads = [
+            threading.Thread(target=self._send_forever, args=(sending,), daemon=True),
+            threading.Thread(
+                target=self._confirm_forever,
+                args=(Connection(acks_in, writable=False), process),
+                daemon=True,
+            ),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _send_forever(self, pipe: Connection) -> None:
+        """Hand queued batches to the writer process; close its inbox once closing."""
         while True:
             with self._changed:
-                self._changed.wait_for(lambda: self._queued or self._closing)
-                if not self._queued:
-                    return  # closing, and nothing left
-                # Let a few more requests join this transaction (closing cuts the wait short).
-                self._changed.wait_for(lambda: self._closing, timeout=self._linger)
-                batches = list(self._queued)
-            self._store(batches)
-            with self._changed:
-                for _ in batches:
-                    self._queued_leads -= len(self._queued.popleft().leads)
-                self._written += len(batches)
-                self._changed.notify_all()
+                self._changed.wait_for(
+                    lambda: self._outbox or self._closing or self._here is not None
+                )
+                if not self._outbox:
+                    break
+                sending = list(self._outbox)
+                self._outbox.clear()
+            try:
+                for item in sending:
+                    pipe.send(item)
+            except OSError:  # the writer process is gone: `_confirm_forever` takes over
+                break
+        pipe.close()
 
-    def _store(self, batches: list[ScoredBatch]) -> None:
+    def _confirm_forever(self, acks: Connection, process: subprocess.Popen[bytes]) -> None:
+        """Count what the writer process confirms; if it ends before it was closed, store
+        what it had not confirmed here, and every later batch too."""
+        while True:
+            try:
+                last, lost = acks.recv()
+            except EOFError:
+                break
+            with self._changed:
+                while self._unconfirmed and next(iter(self._unconfirmed)) <= last:
+                    self._queued_leads -= len(
+                        self._unconfirmed.pop(next(iter(self._unconfirmed))).leads
+                    )
+                self._stored, self.lost = last, self.lost + lost
+                self._changed.notify_all()
+        process.wait()
+        acks.close()
+        with self._changed:
+            if self._closing and not self._unconfirmed:
+                return
+            log.error(
+                "the snapshot writer process ended (exit code %s) with %d scored leads not "
+                "stored: storing them, and the scores from now on, in the service itself",
+                process.returncode,
+                self._queued_leads,
+            )
+            self._here = session_factory(make_engine(self._url))
+            left = list(self._unconfirmed.values())
+            self._outbox.clear()
+            self._changed.notify_all()
+        self._write_here(left)
+        with self._changed:
+            self._unconfirmed.clear()
+            self._queued_leads = 0
+            self._stored = self._submitted
+            self._changed.notify_all()
+
+    def _write_here(self, batches: list[ScoredBatch]) -> None:
+        assert self._here is not None
+        with self._here.begin() as session:
+            write_batches(session, self._schema, self._pii_key, batches)
+
+
+#: Most batches one transaction of the writer process takes.
+_MOST_BATCHES = 1_000
+
+
+def _store_forever(inbox: Connection, acks: Connection) -> None:
+    """The writer process: store what arrives, a transaction at a time, and confirm each, until
+    the service closes the inbox (or dies: the same end of file)."""
+    url, schema, pii_key, linger, wait = inbox.recv()
+    store = _Store(
+        session_factory(make_engine(url)), LeadSchema.model_validate(schema), pii_key, wait
+    )
+    open_ = True
+    while open_:
+        received, open_ = _gather(inbox, linger)
+        if received:
+            lost = store.write([batch for _, batch in received], closing=not open_)
+            acks.send((received[-1][0], lost))
+    acks.close()
+
+
+def _gather(inbox: Connection, linger: float) -> tuple[list[tuple[int, ScoredBatch]], bool]:
+    """The batches that arrive within `linger` seconds of the first (and any already waiting),
+    and whether the inbox is still open."""
+    received = []
+    try:
+        received.append(inbox.recv())
+        deadline = time.monotonic() + linger
+        while len(received) < _MOST_BATCHES and inbox.poll(max(0.0, deadline - time.monotonic())):
+            received.append(inbox.recv())
+    except EOFError:
+        return received, False
+    return received, True
+
+
+@dataclass(frozen=True)
+class _Store:
+    sessions: sessionmaker[Session]
+    schema: LeadSchema
+    pii_key: bytes
+    wait: float
+
+    def write(self, batches: list[ScoredBatch], closing: bool) -> int:
         """Write `batches` in one transaction, retrying while the store cannot be reached (for
-        at most `wait_seconds` once the service is closing). A batch the store refuses is
+        at most `wait` seconds once closing); the leads lost. A batch the store refuses is
         written alone, so one bad row loses only its own request's scores."""
-        give_up_at = None
+        give_up_at = time.monotonic() + self.wait if closing else None
         for attempt in itertools.count():
             try:
-                with self._sessions.begin() as session:
-                    write_batches(session, self._schema, self._pii_key, batches)
-                return
+                with self.sessions.begin() as session:
+                    write_batches(session, self.schema, self.pii_key, batches)
+                return 0
             except OperationalError as exc:  # unreachable, locked, or a deadlock victim
-                if self._closing and give_up_at is None:
-                    give_up_at = time.monotonic() + self._wait
                 if give_up_at is not None and time.monotonic() > give_up_at:
                     break
                 wait = _RETRY_WAITS[min(attempt, len(_RETRY_WAITS) - 1)]
@@ -204,10 +376,18 @@ class SnapshotWriter:
                 time.sleep(wait)
             except SQLAlchemyError:
                 if len(batches) > 1:
-                    for batch in batches:
-                        self._store([batch])
-                    return
+                    return sum(self.write([batch], closing) for batch in batches)
                 break
         lead_ids = [one.lead[LEAD_ID_KEY] for batch in batches for one in batch.leads]
-        self.lost += len(lead_ids)
-        log.exception("the scores of %d leads could not be stored: %s", len(lead_ids), lead_ids)
+        log.error("the scores of %d leads could not be stored: %s", len(lead_ids), lead_ids)
+        return len(lead_ids)
+
+
+if __name__ == "__main__":  # the writer process, started by `SnapshotWriter`
+    # Signals are for the service: this process stops when its inbox is closed and empty.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logging.basicConfig(format="%(levelname)s:     snapshot writer: %(message)s")
+    _store_forever(
+        Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False)
+    )

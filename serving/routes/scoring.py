@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from serving import services
 from serving.auth import requires
@@ -18,6 +19,10 @@ from serving.routes import BODY_NOT_JSON
 from serving.schemas import REASONS, ScoresOut
 from store.api_keys import Scope
 from store.snapshot_writer import StoreBusyError
+
+#: Requests of up to this many leads are scored on the event loop: a thread hop costs one lead
+#: more than its score. Larger ones go to a thread, so that other requests are not held up.
+IN_LOOP_LEADS = 8
 
 
 def scoring_router(scores_in: type[BaseModel]) -> APIRouter:
@@ -30,7 +35,7 @@ def scoring_router(scores_in: type[BaseModel]) -> APIRouter:
         dependencies=[requires(Scope.SCORE)],
         responses=BODY_NOT_JSON,
     )
-    def post_scores(
+    async def post_scores(
         body: scores_in,  # type: ignore[valid-type]
         state: StateDep,
         model: ModelDep,
@@ -40,13 +45,17 @@ def scoring_router(scores_in: type[BaseModel]) -> APIRouter:
         """Score 1 to 1,000 leads; each score comes with a grade and, unless asked not to, its
         reasons."""
         leads = [lead.model_dump() for lead in body.leads]
-        try:
-            scores = services.score_leads(
-                model, state.writer, leads, reasons and body.reasons, datetime.now(UTC)
-            )
-        except StoreBusyError as exc:
-            raise HTTPException(503, str(exc)) from exc
-        metrics.count_scores(score["grade"] for score in scores)
-        return {"model_version": model.version, "scores": scores}
+        asked = (reasons and body.reasons, datetime.now(UTC))
+        if len(leads) <= IN_LOOP_LEADS:
+            scored = services.score_leads(model, leads, *asked)
+        else:  # a long computation in a thread: the event loop answers other requests meanwhile
+            scored = await run_in_threadpool(services.score_leads, model, leads, *asked)
+        if not state.writer.offer(scored.batch):
+            try:
+                await run_in_threadpool(state.writer.submit, scored.batch)
+            except StoreBusyError as exc:
+                raise HTTPException(503, str(exc)) from exc
+        metrics.count_scores(score["grade"] for score in scored.answer)
+        return {"model_version": model.version, "scores": scored.answer}
 
     return router

@@ -1,9 +1,13 @@
 """What a real `leadloop serve` process promises about the scores it answered (README, "Scores
-are stored after the answer"): SIGTERM stores every queued score; SIGKILL loses those still
+are stored after the answer"): SIGTERM stores every queued score; a SIGKILL of the service
+loses none (its writer process stores them and ends); a SIGKILL of both loses those still
 queued; with the queue off (`LEADLOOP_SNAPSHOT_QUEUE=0`) a SIGKILL loses nothing answered."""
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,6 +53,21 @@ def score_some(server: Service, key: str) -> None:
             assert response.status_code == 200, response.text
 
 
+def writer_process(server: Service) -> int:
+    """The PID of the service's snapshot writer, its one child process."""
+    assert server.process is not None
+    pid = server.process.pid
+    (child,) = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return int(child)
+
+
+def wait_until_gone(pid: int, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while Path(f"/proc/{pid}").exists():
+        assert time.monotonic() < deadline, f"the writer process {pid} did not end"
+        time.sleep(0.05)
+
+
 def stored_snapshots(server: Service) -> int:
     sessions = open_store(server.settings["database_url"])
     with sessions() as session:
@@ -69,9 +88,27 @@ def test_sigterm_stores_every_queued_score(service: tuple[Service, str]) -> None
 
 
 @pytest.mark.parametrize("service", [{}], indirect=True)
-def test_sigkill_loses_the_scores_still_queued(service: tuple[Service, str]) -> None:
+def test_a_sigkill_of_the_service_loses_nothing_its_writer_holds(
+    service: tuple[Service, str],
+) -> None:
     server, key = service
     score_some(server, key)
+    writer = writer_process(server)
+    # The service hands each batch to its writer within milliseconds of answering (a thread of
+    # its own sends it): a second is plenty, and far less than the writer's linger.
+    time.sleep(1.0)
+    server.kill()
+    wait_until_gone(writer)  # it stores what it was handed, then ends
+    assert stored_snapshots(server) == 2 * REQUESTS
+
+
+@pytest.mark.parametrize("service", [{}], indirect=True)
+def test_a_sigkill_of_the_service_and_its_writer_loses_the_queued_scores(
+    service: tuple[Service, str],
+) -> None:
+    server, key = service
+    score_some(server, key)
+    os.kill(writer_process(server), signal.SIGKILL)
     server.kill()
     assert stored_snapshots(server) == 0
 

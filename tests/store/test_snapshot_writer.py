@@ -5,6 +5,7 @@ a full queue makes requests wait, never drops; a refused row loses only its own 
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -46,18 +47,18 @@ def writer(sessions: sessionmaker[Session], schema: LeadSchema, **options: Any) 
 
 
 def test_without_a_queue_the_batch_is_stored_before_submit_returns(
-    sessions: sessionmaker[Session], demo_schema: LeadSchema
+    sessions: sessionmaker[Session], demo_schema: LeadSchema, database_url: str
 ) -> None:
-    direct = writer(sessions, demo_schema, capacity=0)
+    direct = writer(database_url, demo_schema, capacity=0)
     direct.submit(batch("a", "b"))
     assert counts(sessions) == (2, 2)
     direct.close()
 
 
 def test_queued_scores_from_many_threads_are_all_stored_once_closed(
-    sessions: sessionmaker[Session], demo_schema: LeadSchema
+    sessions: sessionmaker[Session], demo_schema: LeadSchema, database_url: str
 ) -> None:
-    queued = writer(sessions, demo_schema, capacity=50, linger_seconds=0.01)
+    queued = writer(database_url, demo_schema, capacity=50, linger_seconds=0.01)
 
     def score(thread: int) -> None:
         for n in range(40):
@@ -74,30 +75,31 @@ def test_queued_scores_from_many_threads_are_all_stored_once_closed(
 
 
 def test_flush_makes_what_was_submitted_readable(
-    sessions: sessionmaker[Session], demo_schema: LeadSchema
+    sessions: sessionmaker[Session], demo_schema: LeadSchema, database_url: str
 ) -> None:
     """A long linger would keep the batch queued for seconds; flush waits for it, no longer."""
-    queued = writer(sessions, demo_schema, linger_seconds=0.3)
+    queued = writer(database_url, demo_schema, linger_seconds=0.3)
     queued.submit(batch("a"))
-    assert counts(sessions) == (0, 0)  # still queued: what a SIGKILL now would lose
+    assert counts(sessions) == (0, 0)  # still queued
     assert queued.flush(timeout=10)
     assert counts(sessions) == (1, 1)
     queued.close()
 
 
 def test_a_score_without_reasons_is_stored_without_them(
-    sessions: sessionmaker[Session], demo_schema: LeadSchema
+    sessions: sessionmaker[Session], demo_schema: LeadSchema, database_url: str
 ) -> None:
-    direct = writer(sessions, demo_schema, capacity=0)
+    direct = writer(database_url, demo_schema, capacity=0)
     direct.submit(batch("alone", reasons=False))
+    direct.close()
     with sessions() as session:
         assert session.scalars(select(ScoreSnapshot.reasons)).one() is None
 
 
 def test_an_erased_lead_is_not_stored_again(
-    sessions: sessionmaker[Session], demo_schema: LeadSchema
+    sessions: sessionmaker[Session], demo_schema: LeadSchema, database_url: str
 ) -> None:
-    queued = writer(sessions, demo_schema)
+    queued = writer(database_url, demo_schema)
     queued.submit(batch("gone"))
     queued.flush()
     with sessions.begin() as session:
@@ -113,7 +115,7 @@ def test_a_refused_batch_loses_only_its_own_scores(
 ) -> None:
     """One request's row the store refuses (a grade too long for its column on PostgreSQL, a
     NULL where none may be on both) does not take the others of its transaction with it."""
-    queued = writer(sessions, demo_schema, linger_seconds=0.2)
+    queued = writer(database_url, demo_schema, linger_seconds=0.2)
     bad = ScoredBatch(leads=batch("bad").leads, model_version=None, scored_at=NOW)  # type: ignore[arg-type]
     queued.submit(batch("first"))
     queued.submit(bad)
@@ -131,7 +133,7 @@ def test_a_full_queue_makes_the_request_wait_then_refuses_it_and_loses_nothing(
     """While another connection holds SQLite's write lock (an import), the writer cannot store:
     the queue fills, the next request is refused after `wait_seconds`, and once the lock is
     released every queued score is stored."""
-    queued = writer(sessions, demo_schema, capacity=3, linger_seconds=0, wait_seconds=0.3)
+    queued = writer(database_url, demo_schema, capacity=3, linger_seconds=0, wait_seconds=0.3)
     with sessions.kw["bind"].connect() as blocker:
         blocker.execute(text("BEGIN IMMEDIATE"))
         queued.submit(batch("a", "b"))
@@ -142,3 +144,20 @@ def test_a_full_queue_makes_the_request_wait_then_refuses_it_and_loses_nothing(
     queued.close()
     assert counts(sessions) == (3, 3)
     assert queued.lost == 0
+
+
+def test_if_the_writer_process_dies_the_service_stores_its_scores_itself(
+    sessions: sessionmaker[Session], demo_schema: LeadSchema, database_url: str
+) -> None:
+    """Killed while it held a batch (linger), the writer loses nothing: the service writes
+    what was not confirmed, and each later batch before `submit` returns."""
+    queued = writer(database_url, demo_schema, linger_seconds=2.0)
+    queued.submit(batch("held"))
+    time.sleep(0.5)  # in the writer process's hands, not yet stored
+    assert queued._process is not None
+    queued._process.kill()
+    assert queued.flush(timeout=30)
+    assert counts(sessions) == (1, 1)
+    queued.submit(batch("after"))
+    assert counts(sessions) == (2, 2)
+    queued.close()
