@@ -16,7 +16,7 @@ $(INSTALLED): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $@
 
-.PHONY: help install browser train test serve report mlflow bench-quality bench-reports reliability lint format lock clean
+.PHONY: help install browser wrk train test serve report mlflow bench bench-quality bench-reports reliability lint format lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -31,6 +31,16 @@ browser: ## Install Debian's chromium for the browser tests (apt, as root), unle
 	      { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }; \
 	  else \
 	    echo "No chromium: the browser tests will be skipped (install Debian's chromium to run them)"; \
+	  fi; }
+
+wrk: ## Install Debian's wrk, the load generator of make bench (apt, as root), unless one is there
+	@command -v wrk >/dev/null || { \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo "Installing Debian's wrk for make bench (once)"; \
+	    apt-get install -y -qq wrk >/dev/null 2>&1 || \
+	      { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }; \
+	  else \
+	    echo "make bench needs wrk: install Debian's (apt-get install wrk)"; exit 2; \
 	  fi; }
 
 train: $(INSTALLED) ## Seed the default store with the demo funnel if empty, train, register in MLflow
@@ -52,6 +62,9 @@ report: $(INSTALLED) ## Write the marketer reports, alerts and dashboard to var/
 mlflow: $(INSTALLED) ## Browse runs and registered models in the MLflow UI on port 5000
 	$(BIN)/mlflow ui --backend-store-uri $${LEADLOOP_MLFLOW_TRACKING_URI:-sqlite:///var/mlflow.db} \
 	  --artifacts-destination var/mlartifacts --port 5000
+
+bench: $(INSTALLED) wrk ## Scoring speed side by side with its floors and MLflow's server (after make train, about 6 min) -> reports/bench/serving.md
+	$(BIN)/python -m benchmarks.bench_serving
 
 bench-quality: $(INSTALLED) ## Model vs baselines, one holdout and a rolling origin: demo funnel, X Education, Maven CRM -> reports/bench/quality.md
 	$(BIN)/python -m benchmarks.bench_quality

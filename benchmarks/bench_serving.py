@@ -1,0 +1,498 @@
+"""`make bench`: how close scoring comes to what the hardware allows, measured side by side in
+one run on loopback, and written to `reports/bench/serving.md`.
+
+The same champion (the one `make train` registered) is served by `leadloop serve` (scores stored
+after the answer, and stored in the request) and by `mlflow models serve`; a bare FastAPI
+endpoint on the same uvicorn gives the floor of a round trip, and the model's own
+`Booster.predict` the floor of the work. wrk sends the load: kept-alive connections, a new lead
+id for each request. Each configuration is measured in `ROUNDS` rounds, taken in turn so that a
+slow moment of the machine falls on all of them, and the medians are reported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import timeit
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import func, select
+
+from benchmarks.common import ROOT, TABLES, Contention, commit, machine, write_table
+from benchmarks.service import Service, free_port
+from benchmarks.serving.load import LEAD_ID, Load, wrk
+from models.registry import LoadedScorer, load_champion, mlflow_client
+from serving.settings import Settings
+from store.db import make_engine
+from store.tables import ScoreSnapshot
+
+ROUNDS = 3
+#: Seconds of load per measurement, after `WARMUP` seconds that are not counted.
+SECONDS = 8.0
+WARMUP = 2.0
+#: Requests the memory figure sends before it reads the service's memory again.
+MEMORY_REQUESTS = 100_000
+BATCH = 1_000
+EXAMPLE = ROOT / "examples" / "score_request.json"
+#: The 1, 5 and 15 minute load averages when the run started.
+LOAD_BEFORE: list[float] = []
+NOT_MEASURED = [
+    "- `leadloop serve --workers N` (target 3's throughput with several processes): not built;"
+    " one process serves.",
+    "- explanations cheaper than LightGBM's own `pred_contrib` (target 2's \"better still\"):"
+    " not built; reasons are LightGBM's TreeSHAP, one row through its single-row API.",
+    "- batch scoring of files, `leadloop score` (target 5): not built.",
+    "- `leadloop train` on 100,000 demo leads (target 6): not measured yet.",
+]
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    measured: str
+    bound: str
+    met: bool
+
+
+def lead() -> dict[str, Any]:
+    """The README's first example lead, its id to be replaced per request."""
+    first = json.loads(EXAMPLE.read_text())["leads"][0]
+    return first | {"lead_id": LEAD_ID}
+
+
+def champion(settings: Settings) -> LoadedScorer:
+    found = load_champion(mlflow_client(settings.mlflow_tracking_uri), settings.model_name)
+    if found.champion is None:
+        sys.exit(f"make bench needs a champion model: run `make train` first ({found.problem})")
+    return found.champion
+
+
+def floors(model: LoadedScorer) -> dict[str, float]:
+    """The work itself, in this process: one row through `Booster.predict` (one thread) as a
+    margin and as contributions (µs), and 1,000 rows (rows a second, one thread)."""
+    booster = model.scorer.model.booster  # type: ignore[attr-defined]
+    row = model.scorer.encoder.encode([json.loads(EXAMPLE.read_text())["leads"][0]])
+    rows = np.repeat(row, BATCH, axis=0)
+
+    def best(call: Callable[[], object], number: int) -> float:
+        call()
+        return min(timeit.repeat(call, number=number, repeat=5)) / number
+
+    return {
+        "predict": best(lambda: booster.predict(row, raw_score=True, num_threads=1), 2000) * 1e6,
+        "contrib": best(lambda: booster.predict(row, pred_contrib=True, num_threads=1), 300) * 1e6,
+        "predict_rows_per_s": BATCH
+        / best(lambda: booster.predict(rows, raw_score=True, num_threads=1), 20),
+        "contrib_rows_per_s": BATCH
+        / best(lambda: booster.predict(rows, pred_contrib=True, num_threads=1), 3),
+    }
+
+
+@contextmanager
+def process(command: list[str], port: int, log: Path, ready: str, **env: str) -> Iterator[str]:
+    """A server started by its command, stopped by its PID (SIGTERM), answering `ready`; the
+    virtualenv's commands first on its PATH (MLflow starts `uvicorn` by name)."""
+    url = f"http://127.0.0.1:{port}"
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = os.environ | {"PYTHONPATH": str(ROOT), "PATH": path} | env
+    with log.open("ab") as out:
+        server = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{command[0]} did not start: see {log}")
+            try:
+                if httpx.get(url + ready, timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+@dataclass(frozen=True)
+class Server:
+    """Where to post one lead, and how."""
+
+    url: str
+    path: str
+    headers: dict[str, str]
+    #: The body with one lead in it; `wrap(leads)` makes the body for several.
+    wrap: Callable[[list[dict[str, Any]]], dict[str, Any]]
+
+
+def measure(server: Server, leads: list[dict[str, Any]], connections: int, name: str) -> Load:
+    body = server.wrap(leads)
+    wrk(server.url, server.path, body, server.headers, connections, WARMUP, f"warm-{name}")
+    return wrk(server.url, server.path, body, server.headers, connections, SECONDS, name)
+
+
+def median_load(loads: list[Load]) -> Load:
+    """The rounds' medians of latency; their sums of requests, time and errors."""
+    return Load(
+        requests=sum(x.requests for x in loads),
+        seconds=sum(x.seconds for x in loads),
+        p50=statistics.median(x.p50 for x in loads),
+        p99=statistics.median(x.p99 for x in loads),
+        max=max(x.max for x in loads),
+        errors=sum(x.errors for x in loads),
+    )
+
+
+@dataclass(frozen=True)
+class Leadloop:
+    """A running `leadloop serve`, with a scoring key and an admin key."""
+
+    service: Service
+    score_key: str
+    admin_key: str
+
+    def scores(self, query: str = "") -> Server:
+        headers = {"Authorization": f"Bearer {self.score_key}"}
+        return Server(self.service.url, "/v1/scores" + query, headers, _leads)
+
+
+def counted(leadloop: Leadloop, name: str) -> float:
+    """A counter of the service's /metrics, summed over its series."""
+    headers = {"Authorization": f"Bearer {leadloop.admin_key}"}
+    text = httpx.get(f"{leadloop.service.url}/metrics", headers=headers).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    )
+
+
+def stored_snapshots(database_url: str) -> int:
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return connection.scalar(select(func.count()).select_from(ScoreSnapshot)) or 0
+    finally:
+        engine.dispose()
+
+
+@dataclass(frozen=True)
+class Servers:
+    #: Scores stored after the answer (the default), and in the request.
+    queued: Leadloop
+    inline: Leadloop
+    bare: Server
+    mlflow: Server
+
+
+def _leads(leads: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"leads": leads}
+
+
+def start_servers(directory: Path, settings: Settings, stack: ExitStack) -> Servers:
+    """Both leadloop services (on new SQLite stores), the bare endpoint and MLflow's server."""
+    registry = {
+        "mlflow_tracking_uri": settings.mlflow_tracking_uri,
+        "mlflow_artifact_root": settings.mlflow_artifact_root,
+        "model_name": settings.model_name,
+    }
+    services = []
+    for name, options in (("queued", {}), ("inline", {"snapshot_queue": 0})):
+        url = f"sqlite:///{directory}/{name}.db"
+        service = stack.enter_context(Service(directory / name, url, **registry, **options))
+        keys = service.create_key("bench", "score"), service.create_key("ops", "admin")
+        services.append(Leadloop(service.start(), *keys))
+    bare_port, mlflow_port = free_port(), free_port()
+    bare = stack.enter_context(
+        process(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "benchmarks.serving.bare_app:app",
+                "--port",
+                str(bare_port),
+                "--http",
+                "httptools",
+            ],
+            bare_port,
+            directory / "bare.log",
+            "/docs",
+        )
+    )
+    mlflow = stack.enter_context(
+        process(
+            [
+                str(Path(sys.executable).parent / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                f"models:/{settings.model_name}@champion",
+                "--env-manager",
+                "local",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(mlflow_port),
+                "-w",
+                "1",
+            ],
+            mlflow_port,
+            directory / "mlflow.log",
+            "/ping",
+            MLFLOW_TRACKING_URI=settings.mlflow_tracking_uri,
+        )
+    )
+    return Servers(
+        queued=services[0],
+        inline=services[1],
+        bare=Server(bare, "/v1/scores", {}, _leads),
+        mlflow=Server(mlflow, "/invocations", {}, lambda x: {"dataframe_records": x}),
+    )
+
+
+BARE = "bare FastAPI round trip (no model)"
+ALONE = "leadloop, score only"
+REASONS = "leadloop, with reasons"
+ALONE_INLINE = "leadloop, score only, snapshot stored in the request"
+REASONS_INLINE = "leadloop, with reasons, snapshot stored in the request"
+MLFLOW = "`mlflow models serve`, same model (probability only)"
+
+
+@dataclass(frozen=True)
+class Figures:
+    work: dict[str, float]
+    latency: dict[str, Load]
+    throughput: dict[tuple[int, str], Load]
+    batch: dict[str, Load]
+    rss_started: int
+    rss_after: int
+    requests: float
+    scored: float
+    stored: int
+    trees: int
+    version: str
+
+    def targets(self) -> list[Target]:
+        bare, lat = self.latency[BARE].p50, self.latency
+        floor_alone = bare + self.work["predict"]
+        floor_reasons = bare + self.work["contrib"]
+        growth = self.rss_after / self.rss_started - 1
+        errors = sum(x.errors for x in [*lat.values(), *self.throughput.values()])
+        return [
+            Target(
+                "1. one lead, score only: p50 / (bare round trip + raw predict)",
+                f"{lat[ALONE].p50 / floor_alone:.2f}x "
+                f"({lat[ALONE].p50:,.0f} / {floor_alone:,.0f} µs)",
+                "≤ 1.5x",
+                lat[ALONE].p50 <= 1.5 * floor_alone,
+            ),
+            Target(
+                "1. `mlflow models serve` p50 / leadloop score only p50",
+                f"{lat[MLFLOW].p50 / lat[ALONE].p50:.2f}x",
+                "≥ 5x",
+                lat[MLFLOW].p50 >= 5 * lat[ALONE].p50,
+            ),
+            Target(
+                "2. one lead with reasons: p50 / (bare round trip + raw pred_contrib)",
+                f"{lat[REASONS].p50 / floor_reasons:.2f}x "
+                f"({lat[REASONS].p50:,.0f} / {floor_reasons:,.0f} µs)",
+                "≤ 1.3x",
+                lat[REASONS].p50 <= 1.3 * floor_reasons,
+            ),
+            *[
+                Target(
+                    f"3. p99 / p50 at one connection, {name.removeprefix('leadloop, ')}",
+                    f"{lat[name].p99 / lat[name].p50:.2f}x",
+                    "≤ 3x",
+                    lat[name].p99 <= 3 * lat[name].p50,
+                )
+                for name in (ALONE, REASONS)
+            ],
+            Target("3. failed requests (every run above)", f"{errors}", "0", errors == 0),
+            Target(
+                "4. scores answered / stored after SIGTERM (queue)",
+                f"{self.scored:,.0f} / {self.stored:,}",
+                "equal",
+                self.scored == self.stored,
+            ),
+            Target(
+                f"7. service RSS growth over {self.requests:,.0f} requests",
+                f"{growth:+.1%} ({self.rss_started / 2**20:,.0f} → "
+                f"{self.rss_after / 2**20:,.0f} MiB)",
+                "≤ +10%",
+                growth <= 0.10,
+            ),
+        ]
+
+    def report(self, seconds: float, contention: str) -> list[str]:
+        verdict = {True: "yes", False: "**no**"}
+        targets = self.targets()
+        lines = [
+            "# Serving speed",
+            "",
+            f"Written by `make bench` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC in "
+            f"{seconds:.0f} s, every figure from this one run, on commit {commit()}. "
+            f"Machine: {machine()}; load average before the run "
+            f"{' '.join(f'{x:.2f}' for x in LOAD_BEFORE)}. Contention during the run: "
+            f"{contention}.",
+            "",
+            f"Model: the champion `make train` registered (version {self.version}, "
+            f"{self.trees} trees). Servers on loopback, each started and stopped by its PID; "
+            f"wrk on kept-alive connections, a new lead id per request; latency medians of "
+            f"{ROUNDS} rounds of {SECONDS:g} s (after {WARMUP:g} s of warm-up each), the "
+            "configurations taken in turn within each round.",
+            "",
+            "## Targets",
+            "",
+            "| target | measured | bound | met |",
+            "| --- | --- | --- | --- |",
+            *[f"| {t.name} | {t.measured} | {t.bound} | {verdict[t.met]} |" for t in targets],
+            "",
+            "## One lead per request, one connection",
+            "",
+            "| server | p50 (µs) | p99 (µs) | p99 / p50 | requests/s | failed |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+            *[
+                f"| {name} | {x.p50:,.0f} | {x.p99:,.0f} | {x.p99 / x.p50:.2f} | "
+                f"{x.per_second:,.0f} | {x.errors} |"
+                for name, x in self.latency.items()
+            ],
+            "",
+            "The work alone, in the benchmark's process (`Booster.predict`, one thread, one "
+            f"row): a margin {self.work['predict']:,.1f} µs, contributions (TreeSHAP) "
+            f"{self.work['contrib']:,.1f} µs; 1,000 rows: {self.work['predict_rows_per_s']:,.0f} "
+            f"and {self.work['contrib_rows_per_s']:,.0f} rows/s.",
+            "",
+            "## Throughput of one `leadloop serve` process",
+            "",
+            "| connections | asked for | requests/s | p50 (µs) | p99 (µs) | failed |",
+            "| ---: | --- | ---: | ---: | ---: | ---: |",
+            *[
+                f"| {connections} | {_asked(query)} | {x.per_second:,.0f} | {x.p50:,.0f} | "
+                f"{x.p99:,.0f} | {x.errors} |"
+                for (connections, query), x in self.throughput.items()
+            ],
+            "",
+            f"One request of {BATCH:,} leads, one connection: "
+            + "; ".join(
+                f"{_asked(query)} {x.per_second * BATCH:,.0f} leads/s ({x.p50 / 1000:,.0f} ms)"
+                for query, x in self.batch.items()
+            )
+            + f" (raw `Booster.predict` on {BATCH:,} rows, one thread: "
+            f"{self.work['predict_rows_per_s']:,.0f} rows/s; contributions "
+            f"{self.work['contrib_rows_per_s']:,.0f} rows/s).",
+            "",
+            "## Not measured in this run",
+            "",
+            *NOT_MEASURED,
+            "",
+        ]
+        return lines
+
+
+def _asked(query: str) -> str:
+    return "score only" if query else "with reasons"
+
+
+def latency_rounds(configs: dict[str, Server], one: dict[str, Any]) -> dict[str, Load]:
+    """One lead per request on one connection, each configuration in turn, `ROUNDS` times."""
+    rounds: dict[str, list[Load]] = {name: [] for name in configs}
+    for round_ in range(ROUNDS):
+        for i, (name, server) in enumerate(configs.items()):
+            print(f"round {round_ + 1} of {ROUNDS}: {name}", flush=True)
+            rounds[name].append(measure(server, [one], 1, f"r{round_}c{i}"))
+    return {name: median_load(loads) for name, loads in rounds.items()}
+
+
+def until_requests(leadloop: Leadloop, one: dict[str, Any], total: int) -> float:
+    """Score single leads on 8 connections until the service has answered `total` requests;
+    the requests it has answered."""
+    while (answered := counted(leadloop, "leadloop_http_requests_total")) < total:
+        left = total - answered
+        wrk(
+            leadloop.service.url,
+            "/v1/scores?reasons=false",
+            _leads([one]),
+            {"Authorization": f"Bearer {leadloop.score_key}"},
+            8,
+            max(2.0, left / 2500),
+            "mem",
+        )
+    return answered
+
+
+def main() -> None:
+    started = time.perf_counter()
+    LOAD_BEFORE[:] = os.getloadavg()
+    settings = Settings()
+    model = champion(settings)
+    work = floors(model)
+    one = lead()
+    with (
+        tempfile.TemporaryDirectory(prefix="leadloop-bench-") as tmp,
+        Contention() as contention,
+    ):
+        with ExitStack() as stack:
+            servers = start_servers(Path(tmp), settings, stack)
+            queued = servers.queued
+            rss_started = queued.service.memory()["VmRSS"]
+            latency = latency_rounds(
+                {
+                    BARE: servers.bare,
+                    ALONE: queued.scores("?reasons=false"),
+                    REASONS: queued.scores(),
+                    ALONE_INLINE: servers.inline.scores("?reasons=false"),
+                    REASONS_INLINE: servers.inline.scores(),
+                    MLFLOW: servers.mlflow,
+                },
+                one,
+            )
+            throughput = {
+                (connections, query): measure(
+                    queued.scores(query), [one], connections, f"c{connections}{query[-5:]}"
+                )
+                for connections in (1, 8, 32)
+                for query in ("?reasons=false", "")
+            }
+            many = [one | {"lead_id": f"{LEAD_ID}-{i:04d}"} for i in range(BATCH)]
+            batch = {
+                query: measure(queued.scores(query), many, 1, f"batch{query[-5:]}")
+                for query in ("?reasons=false", "")
+            }
+            requests = until_requests(queued, one, MEMORY_REQUESTS)
+            rss_after = queued.service.memory()["VmRSS"]
+            scored = counted(queued, "leadloop_scores_total")
+            queued.service.stop()  # SIGTERM: the queue is written before the process ends
+            stored = stored_snapshots(queued.service.settings["database_url"])
+    figures = Figures(
+        work,
+        latency,
+        throughput,
+        batch,
+        rss_started,
+        rss_after,
+        requests,
+        scored,
+        stored,
+        trees=model.scorer.model.booster.num_trees(),  # type: ignore[attr-defined]
+        version=model.version,
+    )
+    write_table(
+        TABLES / "serving.md",
+        figures.report(time.perf_counter() - started, contention.describe()),
+    )
