@@ -325,10 +325,18 @@ class Figures:
             ],
             Target("3. failed requests (every run above)", f"{errors}", "0", errors == 0),
             Target(
-                "4. scores answered / stored after SIGTERM (queue)",
+                "4. snapshot stored after the answer: p50 with reasons / stored in the request",
+                f"{lat[REASONS].p50 / lat[REASONS_INLINE].p50:.2f}x",
+                "< 1x",
+                lat[REASONS].p50 < lat[REASONS_INLINE].p50,
+            ),
+            Target(
+                "4. leads scored / snapshots stored after SIGTERM (queue)",
                 f"{self.scored:,.0f} / {self.stored:,}",
-                "equal",
-                self.scored == self.stored,
+                "none lost",
+                # More stored than counted: wrk stops with requests in flight, which the service
+                # scores and stores after their client has gone (uncounted: never answered).
+                self.stored >= self.scored,
             ),
             Target(
                 f"7. service RSS growth over {self.requests:,.0f} requests",
