@@ -504,3 +504,7 @@ def main() -> None:
         TABLES / "serving.md",
         figures.report(time.perf_counter() - started, contention.describe()),
     )
+
+
+if __name__ == "__main__":
+    main()
