@@ -5,6 +5,7 @@ histogram (microseconds)."""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import tempfile
@@ -72,7 +73,7 @@ def wrk(
     prefix: str,
 ) -> Load:
     """Post `body` (its LEAD_ID replaced by a new id for each request) to `url` + `path` over
-    `connections` connections for `seconds`."""
+    `connections` connections for `seconds` (whole seconds: wrk takes no fraction)."""
     if shutil.which("wrk") is None:
         raise WrkMissingError("wrk is not installed: `apt-get install wrk` (make bench does)")
     script = _SCRIPT % {
@@ -90,7 +91,7 @@ def wrk(
                 "wrk",
                 "-t1",
                 f"-c{connections}",
-                f"-d{seconds:g}s",
+                f"-d{math.ceil(seconds)}s",
                 "--timeout",
                 "30s",
                 "-s",
