@@ -16,6 +16,7 @@ from serving.cli import (
     key_commands,
     model_commands,
     report_commands,
+    score_command,
     serve_command,
 )
 
@@ -51,5 +52,6 @@ app.command()(model_commands.train)
 app.command()(model_commands.promote)
 app.command()(model_commands.rollback)
 app.command()(report_commands.report)
+app.command()(score_command.score)
 app.command()(serve_command.serve)
 app.add_typer(key_commands.app, name="keys")
