@@ -46,6 +46,8 @@ WARMUP = 2.0
 #: Requests the memory figure sends before it reads the service's memory again.
 MEMORY_REQUESTS = 100_000
 BATCH = 1_000
+#: Leads in the file `leadloop score` is timed on.
+FILE_LEADS = 50_000
 EXAMPLE = ROOT / "examples" / "score_request.json"
 #: The 1, 5 and 15 minute load averages when the run started.
 LOAD_BEFORE: list[float] = []
@@ -54,7 +56,6 @@ NOT_MEASURED = [
     " one process serves.",
     "- explanations cheaper than LightGBM's own `pred_contrib` (target 2's \"better still\"):"
     " not built; reasons are LightGBM's TreeSHAP, one row through its single-row API.",
-    "- batch scoring of files, `leadloop score` (target 5): not built.",
     "- `leadloop train` on 100,000 demo leads (target 6): not measured yet.",
 ]
 
@@ -279,6 +280,7 @@ class Figures:
     latency: dict[str, Load]
     throughput: dict[tuple[int, str], Load]
     batch: dict[str, Load]
+    files: dict[str, float]
     rss_started: int
     rss_after: int
     requests: float
@@ -337,6 +339,20 @@ class Figures:
                 # More stored than counted: wrk stops with requests in flight, which the service
                 # scores and stores after their client has gone (uncounted: never answered).
                 self.stored >= self.scored,
+            ),
+            Target(
+                f"5. `leadloop score`, {FILE_LEADS:,} leads, score only / raw `Booster.predict`",
+                f"{self.files['alone'] / self.files['predict']:.3f}x "
+                f"({self.files['alone']:,.0f} / {self.files['predict']:,.0f} rows/s)",
+                "≥ 0.9x",
+                self.files["alone"] >= 0.9 * self.files["predict"],
+            ),
+            Target(
+                "5. `leadloop score` with reasons / raw `pred_contrib` on one core",
+                f"{self.files['reasons'] / self.files['contrib_per_core']:.2f}x "
+                f"({self.files['reasons']:,.0f} / {self.files['contrib_per_core']:,.0f} rows/s)",
+                "≥ 1x",
+                self.files["reasons"] >= self.files["contrib_per_core"],
             ),
             Target(
                 f"7. service RSS growth over {self.requests:,.0f} requests",
@@ -417,6 +433,41 @@ def _asked(query: str) -> str:
     return "score only" if query else "with reasons"
 
 
+def batch_files(model: LoadedScorer, directory: Path) -> dict[str, float]:
+    """`leadloop score`'s service on a CSV of `FILE_LEADS` demo leads, against LightGBM alone
+    on the same rows (rows a second): all cores for a margin, one core for contributions."""
+    from features.schema import load_schema
+    from serving.batch_scoring import score_file
+    from store.demo_funnel import generate_demo_funnel
+
+    leads = generate_demo_funnel(FILE_LEADS, seed=5).leads
+    source = directory / "leads.csv"
+    leads.to_csv(source, index=False)
+    records = leads.astype(object).where(leads.notna(), None).to_dict(orient="records")
+    rows = model.scorer.encoder.encode(records)
+    booster = model.scorer.model.booster  # type: ignore[attr-defined]
+    schema = load_schema(Settings().schema_path)
+
+    def rate(call: Callable[[], object], count: int) -> float:
+        started = time.perf_counter()
+        call()
+        return count / (time.perf_counter() - started)
+
+    figures = {
+        "predict": rate(lambda: booster.predict(rows, raw_score=True), len(rows)),
+        "contrib_per_core": rate(
+            lambda: booster.predict(rows[:5_000], pred_contrib=True, num_threads=1), 5_000
+        ),
+    }
+    for name, reasons in (("alone", False), ("reasons", True)):
+        out = directory / f"scores-{name}.csv"
+        figures[name] = rate(
+            lambda reasons=reasons, out=out: score_file(model, schema, source, out, reasons),
+            len(leads),
+        )
+    return figures
+
+
 def latency_rounds(configs: dict[str, Server], one: dict[str, Any]) -> dict[str, Load]:
     """One lead per request on one connection, each configuration in turn, `ROUNDS` times."""
     rounds: dict[str, list[Load]] = {name: [] for name in configs}
@@ -455,6 +506,8 @@ def main() -> None:
         tempfile.TemporaryDirectory(prefix="leadloop-bench-") as tmp,
         Contention() as contention,
     ):
+        print("leadloop score on a file", flush=True)
+        files = batch_files(model, Path(tmp))
         with ExitStack() as stack:
             servers = start_servers(Path(tmp), settings, stack)
             queued = servers.queued
@@ -492,6 +545,7 @@ def main() -> None:
         latency,
         throughput,
         batch,
+        files,
         rss_started,
         rss_after,
         requests,
