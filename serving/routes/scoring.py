@@ -5,6 +5,7 @@ time from the lead schema, as a real annotation, not as the name of a local vari
 """
 
 from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
@@ -18,7 +19,7 @@ from serving.metrics import MetricsDep
 from serving.routes import BODY_NOT_JSON
 from serving.schemas import REASONS, ScoresOut
 from store.api_keys import Scope
-from store.snapshot_writer import StoreBusyError
+from store.snapshot_writer import ScoredBatch, SnapshotWriter, StoreBusyError
 
 #: Requests of up to this many leads are scored on the event loop: a thread hop costs one lead
 #: more than its score. Larger ones go to a thread, so that other requests are not held up.
@@ -45,17 +46,23 @@ def scoring_router(scores_in: type[BaseModel]) -> APIRouter:
         """Score 1 to 1,000 leads; each score comes with a grade and, unless asked not to, its
         reasons."""
         leads = [lead.model_dump() for lead in body.leads]
-        asked = (reasons and body.reasons, datetime.now(UTC))
-        if len(leads) <= IN_LOOP_LEADS:
-            scored = services.score_leads(model, leads, *asked)
-        else:  # a long computation in a thread: the event loop answers other requests meanwhile
-            scored = await run_in_threadpool(services.score_leads, model, leads, *asked)
-        if not state.writer.offer(scored.batch):
-            try:
-                await run_in_threadpool(state.writer.submit, scored.batch)
-            except StoreBusyError as exc:
-                raise HTTPException(503, str(exc)) from exc
+        asked = reasons and body.reasons
+        scoring = partial(services.score_leads, model, leads, asked, datetime.now(UTC))
+        # A large request in a thread: the event loop answers the others meanwhile.
+        scored = scoring() if len(leads) <= IN_LOOP_LEADS else await run_in_threadpool(scoring)
+        await _hand_over(state.writer, scored.batch)
         metrics.count_scores(score["grade"] for score in scored.answer)
         return {"model_version": model.version, "scores": scored.answer}
 
     return router
+
+
+async def _hand_over(writer: SnapshotWriter, batch: ScoredBatch) -> None:
+    """Give the request's scores to the snapshot writer: at once if its queue has room, else
+    waiting in a thread (never on the event loop) and, past the writer's wait, a 503."""
+    if writer.offer(batch):
+        return
+    try:
+        await run_in_threadpool(writer.submit, batch)
+    except StoreBusyError as exc:
+        raise HTTPException(503, str(exc)) from exc

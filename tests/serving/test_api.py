@@ -605,3 +605,32 @@ def test_first_contact_counts_only_after_the_hand_over(client: TestClient) -> No
         "2026-11-01T09:00:00Z",
         "2026-11-01T15:00:00Z",
     )
+
+
+def test_scores_the_store_cannot_take_get_a_503_and_none_is_lost(
+    trained: TrainedSetup, tmp_path: Path
+) -> None:
+    """While an import holds SQLite's write lock, the writer cannot store: with a queue of one
+    lead, the second request waits `store_wait_seconds`, then gets a 503; once the lock is
+    released, what was answered is stored."""
+    from sqlalchemy import create_engine, func, select, text
+
+    from store.tables import ScoreSnapshot
+
+    url = f"sqlite:///{tmp_path}/store.db"
+    settings = trained.settings.model_copy(
+        update={"database_url": url, "snapshot_queue": 1, "store_wait_seconds": 0.3}
+    )
+    with api_client(settings) as client:
+        blocker = create_engine(url).connect()
+        blocker.execute(text("BEGIN IMMEDIATE"))
+        first = client.post("/v1/scores", json={"leads": [{"lead_id": "busy-1"}]})
+        second = client.post("/v1/scores", json={"leads": [{"lead_id": "busy-2"}]})
+        blocker.execute(text("ROLLBACK"))
+        blocker.close()
+        assert first.status_code == 200, first.text
+        assert second.status_code == 503 and "waiting for the store" in second.text
+        stored_scores(client)
+        with create_engine(url).connect() as connection:
+            stored = connection.scalar(select(func.count()).select_from(ScoreSnapshot))
+    assert stored == 1
