@@ -10,6 +10,7 @@ only at the holdout's features) before anything is fitted.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -233,12 +234,16 @@ def train_candidate(
     schema: LeadSchema,
     config: TrainingConfig,
     trained_at: datetime,
+    progress: Callable[[str], None] = lambda _: None,
 ) -> TrainedCandidate:
-    """Build the point-in-time dataset, guard it, split it in time, fit, choose, evaluate."""
+    """Build the point-in-time dataset, guard it, split it in time, fit, choose, evaluate;
+    `progress` hears each step as it begins."""
+    progress("Joining leads, score snapshots and outcomes as known at each scoring")
     dataset = build_training_set(frames, schema)
     require_outcomes(dataset, config.min_outcomes)
     dataset[WEIGHT] = censoring_weights(dataset)
     outer = time_split(dataset, config.holdout_fraction)
+    progress("Looking for fields that leak the outcome or stand in for time")
     leaks = find_leaks(schema, outer.older, open_lead_rows(frames, schema))
     excluded = frozenset(leak.field for leak in leaks if leak.excluded)
     if len(excluded) == len(schema.model_fields_in_order):
@@ -246,11 +251,13 @@ def train_candidate(
     kept = frozenset(f.name for f in schema.model_fields_in_order) - excluded
     shifts = time_shifts(schema, outer.older, outer.newer, kept)
     inner = time_split(outer.older, config.validation_fraction)
+    progress(f"Fitting the candidate models on {len(inner.older):,} leads")
     data = encode_split(schema, inner.older, inner.newer, excluded)
     fitted, decisions = fit_models(schema, data, config.models, shifts)
     base_rate = float(np.average(inner.older[LABEL], weights=inner.older[WEIGHT]))
     volume = leads_per_month(frames)
     fitted = with_grades(fitted, inner.newer, base_rate, volume, config.sales_capacity)
+    progress(f"Evaluating on the newest {len(outer.newer):,} leads")
     evaluations = evaluate(fitted, outer.newer, base_rate)
     train = pd.concat([inner.older, inner.newer], ignore_index=True)
     facts = RunFacts(

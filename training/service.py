@@ -117,8 +117,7 @@ def train_and_register(
     progress("Reading closed leads from the store")
     with sessions() as session:
         frames = training_frames(session)
-    progress(f"Training on {frames.outcomes['lead_id'].nunique():,} closed leads")
-    candidate = train_candidate(frames, schema, config, trained_at=now)
+    candidate = train_candidate(frames, schema, config, trained_at=now, progress=progress)
     progress("Comparing with the baselines and the current champion")
     result = judge(candidate, champion, config, progress)
     progress("Logging the run and registering the model in MLflow")
