@@ -4,8 +4,9 @@
 copies them, and builds a prediction context, which for one row costs about twice the
 prediction itself. LightGBM's C API keeps that set-up in a `FastConfig`
 (`LGBM_BoosterPredictForMatSingleRowFastInit`), made once and reused, so one row costs what
-its trees cost. A FastConfig holds buffers of its own, so each thread gets its own; each takes
-a shared lock on the booster, so all are freed before the booster is (this object holds it).
+its trees cost. The call keeps the GIL (`ctypes.PyDLL`), so no two threads are ever inside one
+`FastConfig`'s buffers at once; it takes a shared lock on the booster, so it is freed before the
+booster is (this object holds the booster).
 
 The results are LightGBM's own, bit for bit (the tests compare them with `Booster.predict`).
 """
@@ -13,7 +14,6 @@ The results are LightGBM's own, bit for bit (the tests compare them with `Booste
 from __future__ import annotations
 
 import ctypes
-import threading
 import weakref
 
 import lightgbm as lgb
@@ -38,13 +38,22 @@ class SingleRowPredictor:
 
     def __init__(self, booster: lgb.Booster, contributions: bool) -> None:
         self._booster = booster
-        self._kind = _C_API_PREDICT_CONTRIB if contributions else _C_API_PREDICT_RAW_SCORE
         self._ncol = booster.num_feature()
         self._width = self._ncol + 1 if contributions else 1
-        self._local = threading.local()
-        self._handles: list[ctypes.c_void_p] = []
-        self._lock = threading.Lock()
-        weakref.finalize(self, _free, self._handles)
+        self._handle = ctypes.c_void_p()
+        _safe_call(
+            _LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
+                booster._handle,
+                ctypes.c_int(_C_API_PREDICT_CONTRIB if contributions else _C_API_PREDICT_RAW_SCORE),
+                ctypes.c_int(0),  # from the first iteration...
+                ctypes.c_int(-1),  # ...to the last, as Booster.predict does by default
+                ctypes.c_int(_C_API_DTYPE_FLOAT64),
+                ctypes.c_int32(self._ncol),
+                b"num_threads=1",
+                ctypes.byref(self._handle),
+            )
+        )
+        weakref.finalize(self, _LIB.LGBM_FastConfigFree, self._handle)
 
     def __call__(self, row: np.ndarray) -> np.ndarray:
         """The prediction of `row` (1-D, one value per model column), a new array."""
@@ -53,36 +62,10 @@ class SingleRowPredictor:
         length = ctypes.c_int64()
         _safe_call(
             _LIB_HOLDING_GIL.LGBM_BoosterPredictForMatSingleRowFast(
-                self._handle(),
+                self._handle,
                 data.ctypes.data_as(ctypes.c_void_p),
                 ctypes.byref(length),
                 out.ctypes.data_as(_DOUBLE_P),
             )
         )
         return out
-
-    def _handle(self) -> ctypes.c_void_p:
-        handle = getattr(self._local, "handle", None)
-        if handle is None:
-            handle = ctypes.c_void_p()
-            _safe_call(
-                _LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
-                    self._booster._handle,
-                    ctypes.c_int(self._kind),
-                    ctypes.c_int(0),  # from the first iteration...
-                    ctypes.c_int(-1),  # ...to the last, as Booster.predict does by default
-                    ctypes.c_int(_C_API_DTYPE_FLOAT64),
-                    ctypes.c_int32(self._ncol),
-                    b"num_threads=1",
-                    ctypes.byref(handle),
-                )
-            )
-            with self._lock:
-                self._handles.append(handle)
-            self._local.handle = handle
-        return handle
-
-
-def _free(handles: list[ctypes.c_void_p]) -> None:
-    for handle in handles:
-        _LIB.LGBM_FastConfigFree(handle)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 
@@ -79,8 +80,10 @@ def _parquet_chunks(path: Path, chunk_rows: int | None) -> Iterator[RawTable]:
         raise ImportFileError(f"{path} is not a readable Parquet file: {exc}") from None
     total, first_line = file.metadata.num_rows, 2
     batches = file.iter_batches(batch_size=chunk_rows or max(total, 1))
-    for batch in itertools.chain(batches, [None] if total == 0 else []):
-        frame = (batch or file.schema_arrow.empty_table()).to_pandas()
+    for batch in itertools.chain(_readable(batches, path), [None] if total == 0 else []):
+        # Arrow's own types: a whole-number column with a gap stays whole numbers (numpy's
+        # would turn the id 104 into "104.0", and only in the chunks that have a gap).
+        frame = (batch or file.schema_arrow.empty_table()).to_pandas(types_mapper=pd.ArrowDtype)
         # A DataFrame's saved index comes back as a column of a batch: not a field of the export.
         frame = frame.drop(columns=[c for c in frame.columns if str(c).startswith("__index_")])
         text = frame.astype(object).where(frame.notna(), None)
@@ -88,6 +91,14 @@ def _parquet_chunks(path: Path, chunk_rows: int | None) -> Iterator[RawTable]:
         lines = list(range(first_line, first_line + len(frame)))
         first_line += len(frame)
         yield RawTable(text.reset_index(drop=True), lines, done=(first_line - 2) / max(total, 1))
+
+
+def _readable(batches: Iterator[pa.RecordBatch], path: Path) -> Iterator[pa.RecordBatch]:
+    """`batches`, a damaged page of the file reported as the file's fault."""
+    try:
+        yield from batches
+    except (OSError, ValueError) as exc:
+        raise ImportFileError(f"{path} is not a readable Parquet file: {exc}") from None
 
 
 def _csv_chunks(path: Path, sep: str, chunk_rows: int | None) -> Iterator[RawTable]:

@@ -200,13 +200,17 @@ class SnapshotWriter:
             self._here.kw["bind"].dispose()
 
     def _stop_process(self) -> None:
+        """Let the writer store what it holds; if the store keeps it waiting past
+        `wait_seconds` (the sender blocked on a full pipe, or the writer retrying), kill it:
+        what it held is then stored here, or counted lost, within another `wait_seconds`."""
         assert self._process is not None
         sender, confirmer = self._threads
-        sender.join()
-        confirmer.join(timeout=self._wait + 30)
-        if confirmer.is_alive():
-            log.error("the snapshot writer did not finish: %d scored leads lost", self.queued)
+        sender.join(timeout=self._wait)
+        confirmer.join(timeout=0 if sender.is_alive() else self._wait)
+        if sender.is_alive() or confirmer.is_alive():
+            log.error("the snapshot writer did not finish within %g s: stopping it", self._wait)
             self._process.kill()
+            sender.join()
             confirmer.join()
 
     def _has_room(self, size: int) -> bool:
@@ -304,17 +308,23 @@ class SnapshotWriter:
             left = list(self._unconfirmed.values())
             self._outbox.clear()
             self._changed.notify_all()
-        self._write_here(left)
-        with self._changed:
-            self._unconfirmed.clear()
-            self._queued_leads = 0
-            self._stored = self._submitted
-            self._changed.notify_all()
+        lost = len([one for batch in left for one in batch.leads])
+        try:  # split and retried as the writer would; given up after `wait_seconds`
+            lost = _Store(self._here, self._schema, self._pii_key, self._wait).write(left, True)
+        finally:
+            with self._changed:
+                self._unconfirmed.clear()
+                self._queued_leads = 0
+                self._stored, self.lost = self._submitted, self.lost + lost
+                self._changed.notify_all()
 
     def _write_here(self, batches: list[ScoredBatch]) -> None:
         assert self._here is not None
-        with self._here.begin() as session:
-            write_batches(session, self._schema, self._pii_key, batches)
+        try:
+            with self._here.begin() as session:
+                write_batches(session, self._schema, self._pii_key, batches)
+        except OperationalError as exc:  # locked past its timeout, or out of reach
+            raise StoreBusyError(f"the store did not take the scores: {exc.orig}") from exc
 
 
 #: Most batches one transaction of the writer process takes.
@@ -328,12 +338,17 @@ def _store_forever(inbox: Connection, acks: Connection) -> None:
     store = _Store(
         session_factory(make_engine(url)), LeadSchema.model_validate(schema), pii_key, wait
     )
-    open_ = True
+    open_, confirming = True, True
     while open_:
         received, open_ = _gather(inbox, linger)
-        if received:
-            lost = store.write([batch for _, batch in received], closing=not open_)
-            acks.send((received[-1][0], lost))
+        if not received:
+            continue
+        lost = store.write([batch for _, batch in received], closing=not open_)
+        if confirming:
+            try:
+                acks.send((received[-1][0], lost))
+            except OSError:  # the service is gone: store the rest of the inbox all the same
+                confirming = False
     acks.close()
 
 

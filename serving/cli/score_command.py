@@ -29,6 +29,8 @@ def score(
     than memory works). Rows the API would refuse are listed with their line; the others are
     scored. Exit code 2 if any row was refused."""
     settings = start()
+    if len(sep) != 1:
+        raise fail(f"--sep takes one character, not {sep!r}")
     from features.schema import load_schema
     from models.registry import load_champion
     from serving.batch_scoring import BatchFileError, score_file

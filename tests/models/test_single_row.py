@@ -34,8 +34,11 @@ def test_one_row_is_what_booster_predict_gives(
     np.testing.assert_array_equal(got, expected)
 
 
-def test_threads_each_get_their_own_buffers(scorers: dict[str, Scorer], rows: np.ndarray) -> None:
-    """Eight threads scoring at once get each row's own contributions, never another's."""
+def test_threads_at_once_each_get_their_own_rows_numbers(
+    scorers: dict[str, Scorer], rows: np.ndarray
+) -> None:
+    """Eight threads scoring at once get each row's own contributions, never another's: the
+    call keeps the GIL, so one FastConfig serves them all."""
     booster = scorers["lightgbm"].model.booster
     one = SingleRowPredictor(booster, contributions=True)
     expected = booster.predict(rows, pred_contrib=True, num_threads=1)

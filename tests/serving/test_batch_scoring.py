@@ -161,3 +161,32 @@ def test_a_missing_output_folder_is_an_error(
     source.write_text("lead_id\nx\n")
     with pytest.raises(BatchFileError, match="does not exist"):
         score_file(champion, demo_schema, source, tmp_path / "no" / "out.csv", reasons=False)
+
+
+def test_parquet_ids_stay_whole_numbers_in_every_chunk(
+    tmp_path: Path, champion, demo_schema: LeadSchema
+) -> None:  # type: ignore[no-untyped-def]
+    """An integer id column with a gap: pandas would make it floats ("104.0"), and only in the
+    chunks that have the gap."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source, out = tmp_path / "leads.parquet", tmp_path / "scores.csv"
+    ids = pa.array([101, 102, None, 104], pa.int64())
+    pq.write_table(pa.table({"lead_id": ids, "page_views": [1.0, 2.0, 3.0, 4.0]}), source)
+    result = score_file(champion, demo_schema, source, out, reasons=False, chunk_rows=2)
+    assert pd.read_csv(out, dtype=str)["lead_id"].tolist() == ["101", "102", "104"]
+    assert [(row.line, row.field) for row in result.refused] == [(4, "lead_id")]
+
+
+def test_a_separator_of_more_than_one_character_is_refused(
+    tmp_path: Path, trained: TrainedSetup
+) -> None:
+    source = tmp_path / "leads.csv"
+    source.write_text("lead_id\nx\n")
+    result = CliRunner().invoke(
+        cli,
+        ["score", "--in", str(source), "--out", str(tmp_path / "o.csv"), "--sep", ";;"],
+        env=env(trained),
+    )
+    assert result.exit_code == 2 and "--sep takes one character" in result.stderr

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
 
 from benchmarks.service import Service
 from features.schema import LeadSchema
@@ -45,9 +45,10 @@ def service(
         yield server.start(), key
 
 
-def score_some(server: Service, key: str) -> None:
+def score_some(server: Service, key: str, pause: float = 0.0) -> None:
     with server.client(key) as client:
         for n in range(REQUESTS):
+            time.sleep(pause)
             leads = [{"lead_id": f"durable-{n}-{i}", "source": "webinar"} for i in range(2)]
             response = client.post("/v1/scores", json={"leads": leads, "reasons": n % 2 == 0})
             assert response.status_code == 200, response.text
@@ -99,6 +100,25 @@ def test_a_sigkill_of_the_service_loses_nothing_its_writer_holds(
     time.sleep(1.0)
     server.kill()
     wait_until_gone(writer)  # it stores what it was handed, then ends
+    assert stored_snapshots(server) == 2 * REQUESTS
+
+
+@pytest.mark.parametrize("service", [{"snapshot_linger_seconds": 0}], indirect=True)
+def test_a_sigkill_of_the_service_loses_nothing_when_the_writer_is_behind(
+    service: tuple[Service, str],
+) -> None:
+    """An import holds SQLite's write lock: the writer is several transactions behind when the
+    service dies, and stores them all once the lock is released."""
+    server, key = service
+    blocker = create_engine(server.settings["database_url"]).connect()
+    blocker.execute(text("BEGIN IMMEDIATE"))
+    score_some(server, key, pause=0.1)  # each request a transaction of its own
+    writer = writer_process(server)
+    time.sleep(1.0)
+    server.kill()
+    blocker.execute(text("ROLLBACK"))
+    blocker.close()
+    wait_until_gone(writer)
     assert stored_snapshots(server) == 2 * REQUESTS
 
 

@@ -161,3 +161,21 @@ def test_if_the_writer_process_dies_the_service_stores_its_scores_itself(
     queued.submit(batch("after"))
     assert counts(sessions) == (2, 2)
     queued.close()
+
+
+def test_if_the_writer_dies_holding_a_batch_the_store_refuses_the_others_are_stored(
+    sessions: sessionmaker[Session], demo_schema: LeadSchema, database_url: str
+) -> None:
+    """The service's own write of what the writer held splits off the refused batch, as the
+    writer would: the good batch is stored, the bad one counted lost, and reads go on."""
+    queued = writer(database_url, demo_schema, linger_seconds=2.0)
+    queued.submit(batch("good"))
+    queued.submit(ScoredBatch(leads=batch("bad").leads, model_version=None, scored_at=NOW))  # type: ignore[arg-type]
+    time.sleep(0.5)
+    assert queued._process is not None
+    queued._process.kill()
+    assert queued.flush(timeout=30)
+    with sessions() as session:
+        assert list(session.scalars(select(ScoreSnapshot.lead_id))) == ["good"]
+    assert queued.lost == 1 and queued.queued == 0
+    queued.close()
