@@ -634,3 +634,23 @@ def test_scores_the_store_cannot_take_get_a_503_and_none_is_lost(
         with create_engine(url).connect() as connection:
             stored = connection.scalar(select(func.count()).select_from(ScoreSnapshot))
     assert stored == 1
+
+
+def test_a_lead_scored_a_moment_ago_is_read_back_closed_and_erased(
+    trained: TrainedSetup, tmp_path: Path
+) -> None:
+    """The writer holds scores for its linger (here 2 s); the routes that read what scoring
+    stored wait for them rather than answering 404 or refusing the outcome."""
+    url = f"sqlite:///{tmp_path}/store.db"
+    settings = trained.settings.model_copy(
+        update={"database_url": url, "snapshot_linger_seconds": 2.0}
+    )
+    with api_client(settings) as client:
+        created = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+        score(client, {"lead_id": "fresh-1", "created_at": created})
+        assert client.get("/v1/leads/fresh-1").status_code == 200
+        score(client, {"lead_id": "fresh-2", "created_at": created})
+        posted = client.post("/v1/outcomes", json={"outcomes": [outcome_event("fresh-2")]})
+        assert posted.status_code == 200, posted.text
+        score(client, {"lead_id": "fresh-3", "created_at": created})
+        assert client.delete("/v1/leads/fresh-3").json() == {"snapshots": 1, "outcomes": 0}
