@@ -33,7 +33,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from benchmarks.common import NOW, ROOT, TABLES, Contention, commit, machine, write_table
-from benchmarks.service import Service, free_port
+from benchmarks.service import Service, free_port, wait_until_answering
 from benchmarks.serving.load import LEAD_ID, Load, wrk
 from features.schema import load_schema
 from models.registry import LoadedScorer, load_champion, mlflow_client
@@ -115,16 +115,7 @@ def process(command: list[str], port: int, log: Path, ready: str, **env: str) ->
     with log.open("ab") as out:
         server = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{command[0]} did not start: see {log}")
-            try:
-                if httpx.get(url + ready, timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
+        wait_until_answering(server, url + ready, log, timeout=120)
         yield url
     finally:
         server.terminate()

@@ -64,6 +64,24 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def wait_until_answering(
+    process: subprocess.Popen[bytes], url: str, log: Path, timeout: float = START_TIMEOUT
+) -> None:
+    """Wait until the server `process` answers 200 at `url`; an error naming its `log` if it
+    exits first or stays silent for `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} exited {process.returncode}: see {log}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{process.args[0]} did not answer within {timeout:g} s: see {log}")
+
+
 class Service:
     """One leadloop set-up in `directory`: settings, store, MLflow store, reports, a server.
 
@@ -128,19 +146,8 @@ class Service:
                 stderr=subprocess.STDOUT,
             )
         self.starts += 1
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"leadloop serve exited {self.process.returncode}: see {self.log}"
-                )
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"leadloop serve did not answer within {START_TIMEOUT:g} s")
+        wait_until_answering(self.process, f"{self.url}/healthz", self.log)
+        return self
 
     def kill(self) -> None:
         """SIGKILL the server: no shutdown, no flush, no goodbye."""
