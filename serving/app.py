@@ -91,7 +91,6 @@ def create_app(settings: Settings) -> FastAPI:
             sessions=sessions,
             writer=writer,
             reports_dir=settings.reports_dir,
-            store_wait_seconds=settings.store_wait_seconds,
             registry=watch.view,
             keys=KeyCache(settings.key_cache_seconds),
         )

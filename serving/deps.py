@@ -27,7 +27,7 @@ def scores_stored(request: Request) -> None:
     """Before a route reads or changes what scoring stored: this process's queued scores are in
     the store (a lead scored a moment ago can be read back, closed or erased)."""
     state: AppState = request.app.state.leadloop
-    if not state.writer.flush(timeout=state.store_wait_seconds):
+    if not state.writer.flush():
         raise HTTPException(503, "scores are waiting for the store: try again shortly")
 
 

@@ -23,8 +23,6 @@ class AppState:
     #: Where scores go to be stored (see `SnapshotWriter` for what a crash can lose).
     writer: SnapshotWriter
     reports_dir: Path
-    #: Seconds a request waits for the store's writer before it is refused (503).
-    store_wait_seconds: float
     #: Replaced whole when the champion moves: a request reads it once.
     model: LoadedScorer | None = None
     not_ready_reason: str = "starting"

@@ -181,12 +181,15 @@ class SnapshotWriter:
         return True
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until everything submitted so far is stored; False if `timeout` passed first.
+        """Wait until everything submitted so far is stored; False if `timeout` (by default
+        `wait_seconds`) passed first.
         A read of the store that must see this process's scores (a lead read back, an outcome
         for a lead just scored, an erasure) flushes first."""
         with self._changed:
             target = self._submitted
-            return self._changed.wait_for(lambda: self._stored >= target, timeout=timeout)
+            return self._changed.wait_for(
+                lambda: self._stored >= target, timeout=self._wait if timeout is None else timeout
+            )
 
     def close(self) -> None:
         """Store everything queued, then stop the writer process. A store that stays out of
