@@ -33,6 +33,7 @@ from features.schema import FieldRole, FieldType, LeadField, LeadSchema
 #: The request key that carries a lead's id, whatever the schema's id field is called.
 LEAD_ID_KEY = "lead_id"
 MAX_TEXT_LENGTH = 2_000
+MAX_ID_LENGTH = 200
 MAX_CATEGORY_LENGTH = 200
 #: No CRM holds leads or outcomes older than this; an earlier time is a data error.
 EARLIEST_TIME = datetime(1990, 1, 1, tzinfo=UTC)
@@ -98,7 +99,7 @@ def not_boolean(value: Any) -> Any:
 Number = Annotated[float, BeforeValidator(not_boolean)]
 Identifier = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ID_LENGTH),
     AfterValidator(no_control_characters),
 ]
 LeadId = Identifier

@@ -67,6 +67,20 @@ class LeadScore:
 
 
 @dataclass(frozen=True)
+class ScoreColumns:
+    """Probability, score and grade of many leads at once, without reasons (files of leads)."""
+
+    probability: np.ndarray
+    score: np.ndarray
+    grade: np.ndarray
+
+
+def to_score(probability: Any) -> Any:
+    """The 0-100 score of a probability (or of an array of them)."""
+    return np.clip(np.rint(100.0 * probability), 0, 100)
+
+
+@dataclass(frozen=True)
 class Scorer:
     schema: LeadSchema
     model: MarginModel
@@ -120,9 +134,17 @@ class Scorer:
             )
         ]
 
+    def score_rows(self, rows: np.ndarray) -> ScoreColumns:
+        """Probability, score and grade of encoded rows, a column at a time (no per-lead
+        objects: a file's chunk of leads costs little more than its prediction)."""
+        probability = self.calibration.probability(self.margin(rows))
+        return ScoreColumns(
+            probability, to_score(probability).astype(np.int64), self.grades.grades(probability)
+        )
+
     def _lead_score(self, probability: float, reasons: list[Reason] | None) -> LeadScore:
         p = float(probability)
-        score = int(np.clip(np.rint(100.0 * p), 0, 100))
+        score = int(to_score(p))
         return LeadScore(probability=p, score=score, grade=self.grades.grade(p), reasons=reasons)
 
     def save(self, directory: Path) -> None:

@@ -13,19 +13,24 @@ import csv
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ValidationError
 
 from features.schema import FieldRole, LeadSchema
+from features.table_validation import plain_rows
 from features.validation import LEAD_ID_KEY, lead_model
 from models.registry import LoadedScorer
-from models.scorer import LeadScore
+from models.scorer import LeadScore, ScoreColumns
 from store.export_reader import iter_table
 from store.records import json_value
 
@@ -71,20 +76,34 @@ def score_file(
     chunk_rows: int = 10_000,
     progress: Callable[[float], None] = lambda done: None,
 ) -> ScoredFile:
-    """Score every valid row of `source` into `destination`; `progress` gets the share read."""
-    lead_in = lead_model(schema)
+    """Score every valid row of `source` into `destination`; `progress` gets the share read.
+
+    A chunk is scored and written in a thread of its own while the next one is read and
+    checked: LightGBM lets go of the GIL while it predicts, so reading the file (Python's csv
+    module) no longer waits for the model. One chunk at most is in flight, so memory holds two.
+    """
+    lead_in = lead_model(schema)  # the same model as `POST /v1/scores`
     id_column = _id_column(schema)
     result = ScoredFile()
-    with _output(destination, reasons) as out:
+    with _output(destination, reasons) as out, ThreadPoolExecutor(1) as scoring:
+        in_flight: Future[None] | None = None
         for table in iter_table(source, sep, chunk_rows):
             frame = table.frame.rename(columns={id_column: LEAD_ID_KEY})
             _check_columns(list(frame.columns), lead_in)
             for bad in table.malformed:
                 result.refuse(RefusedRow(bad.line, "", bad.reason))
-            leads = _valid_leads(frame.to_dict(orient="records"), table.lines, lead_in, result)
-            out.write(leads, model.scorer.score(leads, reasons) if leads else [], model.version)
-            result.scored += len(leads)
+            valid = _valid_leads(frame, table.lines, (schema, lead_in), model, reasons, result)
+            if in_flight is not None:
+                in_flight.result()
+                in_flight = None
+            if valid.ids:
+                in_flight = scoring.submit(
+                    lambda v=valid: out.write(_scored(model, v), model.version)
+                )
+            result.scored += len(valid.ids)
             progress(table.done)
+        if in_flight is not None:
+            in_flight.result()
     return result
 
 
@@ -105,35 +124,89 @@ def _check_columns(columns: list[str], lead_in: type[BaseModel]) -> None:
         raise BatchFileError(f"no {LEAD_ID_KEY!r} column (or the schema's id field)")
 
 
+@dataclass(frozen=True)
+class _ValidLeads:
+    """A chunk's valid rows in file order: ids, encoded rows, and the typed leads when reasons
+    are asked (a reason shows the lead's value as the API would)."""
+
+    ids: list[str]
+    rows: np.ndarray
+    leads: list[dict[str, Any]] | None
+
+
 def _valid_leads(
-    records: Sequence[dict[str, Any]],
+    frame: pd.DataFrame,
     lines: Sequence[int],
-    lead_in: type[BaseModel],
+    checks: tuple[LeadSchema, type[BaseModel]],
+    model: LoadedScorer,
+    reasons: bool,
     result: ScoredFile,
-) -> list[dict[str, Any]]:
-    leads = []
-    for line, record in zip(lines, records, strict=True):
+) -> _ValidLeads:
+    """Plain rows are checked and encoded a column at a time; the others (every row when
+    reasons are asked) go through the API's lead model one by one, refused with their line."""
+    (schema, lead_in), encoder = checks, model.scorer.encoder
+    now = datetime.now(UTC)
+    plain = np.zeros(len(frame), dtype=bool) if reasons else plain_rows(schema, frame, now)
+    others = np.flatnonzero(~plain)
+    checked: dict[int, dict[str, Any]] = {}
+    for i, record in zip(others, frame.iloc[others].to_dict(orient="records"), strict=True):
         try:
-            leads.append(lead_in.model_validate(record).model_dump())
+            checked[int(i)] = lead_in.model_validate(record).model_dump()
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"])
-            result.refuse(RefusedRow(line, where, first["msg"]))
-    return leads
+            result.refuse(RefusedRow(lines[i], where, first["msg"]))
+    kept = plain.copy()
+    kept[list(checked)] = True
+    position = np.cumsum(kept) - 1
+    rows = np.empty((int(kept.sum()), len(encoder.columns)), dtype=np.float64)
+    ids = frame[LEAD_ID_KEY].to_numpy(dtype=object)
+    if plain.any():
+        rows[position[plain]] = encoder.encode_table(frame[plain])
+    if checked:
+        rows[position[list(checked)]] = encoder.encode(list(checked.values()))
+        ids[list(checked)] = [lead[LEAD_ID_KEY] for lead in checked.values()]
+    leads = [checked[i] for i in sorted(checked)] if reasons else None
+    return _ValidLeads(list(ids[kept]), rows, leads)
+
+
+@dataclass(frozen=True)
+class _Scored:
+    ids: list[str]
+    scores: ScoreColumns
+    #: Each lead's reasons as JSON, when asked.
+    reasons: list[str] | None
+
+
+def _scored(model: LoadedScorer, valid: _ValidLeads) -> _Scored:
+    scorer = model.scorer
+    if valid.leads is None:
+        return _Scored(valid.ids, scorer.score_rows(valid.rows), None)
+    scored = scorer.score(valid.leads, reasons=True)
+    columns = ScoreColumns(
+        np.array([one.probability for one in scored]),
+        np.array([one.score for one in scored], dtype=np.int64),
+        np.array([one.grade for one in scored]),
+    )
+    return _Scored(
+        valid.ids, columns, [json.dumps(_reasons(one), ensure_ascii=False) for one in scored]
+    )
 
 
 class _Output(Protocol):
-    def write(self, leads: list[dict[str, Any]], scores: list[LeadScore], version: str) -> None: ...
+    def write(self, scored: _Scored, version: str) -> None: ...
 
 
-def _rows(
-    leads: list[dict[str, Any]], scores: list[LeadScore], version: str, reasons: bool
-) -> list[list[Any]]:
-    return [
-        [lead[LEAD_ID_KEY], one.probability, one.score, one.grade, version]
-        + ([json.dumps(_reasons(one), ensure_ascii=False)] if reasons else [])
-        for lead, one in zip(leads, scores, strict=True)
+def _columns(scored: _Scored, version: str) -> list[Sequence[Any]]:
+    """The output's columns, in `COLUMNS` order (then reasons, when asked)."""
+    columns: list[Sequence[Any]] = [
+        scored.ids,
+        scored.scores.probability.tolist(),
+        scored.scores.score.tolist(),
+        scored.scores.grade.tolist(),
+        [version] * len(scored.ids),
     ]
+    return columns + ([scored.reasons] if scored.reasons is not None else [])
 
 
 def _reasons(one: LeadScore) -> list[dict[str, Any]]:
@@ -151,8 +224,8 @@ class _CsvOutput:
         self.writer, self.reasons = csv.writer(handle), reasons
         self.writer.writerow(COLUMNS + (["reasons"] if reasons else []))
 
-    def write(self, leads: list[dict[str, Any]], scores: list[LeadScore], version: str) -> None:
-        self.writer.writerows(_rows(leads, scores, version, self.reasons))
+    def write(self, scored: _Scored, version: str) -> None:
+        self.writer.writerows(zip(*_columns(scored, version), strict=True))
 
 
 class _ParquetOutput:
@@ -167,12 +240,9 @@ class _ParquetOutput:
         self.schema, self.reasons = pa.schema(fields), reasons
         self.writer = pq.ParquetWriter(path, self.schema)
 
-    def write(self, leads: list[dict[str, Any]], scores: list[LeadScore], version: str) -> None:
-        columns = list(zip(*_rows(leads, scores, version, self.reasons), strict=True))
-        if columns:
-            self.writer.write_table(
-                pa.Table.from_arrays(list(map(list, columns)), schema=self.schema)
-            )
+    def write(self, scored: _Scored, version: str) -> None:
+        columns = [pa.array(c) for c in _columns(scored, version)]
+        self.writer.write_table(pa.Table.from_arrays(columns, schema=self.schema))
 
 
 @contextmanager

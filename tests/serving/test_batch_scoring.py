@@ -11,9 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 from features.schema import LeadSchema
+from features.validation import lead_model
 from models.registry import load_champion
 from serving.batch_scoring import BatchFileError, score_file
 from serving.cli import app as cli
+from store.export_reader import read_table
 from tests.support import TrainedSetup
 
 FILE_LEADS = 300
@@ -39,32 +41,34 @@ def env(trained: TrainedSetup) -> dict[str, str]:
     }
 
 
+@pytest.mark.parametrize("reasons", [True, False])
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_a_file_is_scored_as_the_scorer_scores_its_leads(
-    tmp_path: Path, leads: pd.DataFrame, champion, demo_schema: LeadSchema, suffix: str
+    tmp_path: Path,
+    leads: pd.DataFrame,
+    champion,
+    demo_schema: LeadSchema,
+    suffix: str,
+    reasons: bool,
 ) -> None:  # type: ignore[no-untyped-def]
     source = tmp_path / f"leads{suffix}"
     leads.to_csv(source, index=False) if suffix == ".csv" else leads.to_parquet(source)
     out = tmp_path / f"scores{suffix}"
-    result = score_file(champion, demo_schema, source, out, reasons=True, chunk_rows=64)
+    result = score_file(champion, demo_schema, source, out, reasons=reasons, chunk_rows=64)
     assert (result.scored, result.refused_rows) == (FILE_LEADS, 0)
     scores = pd.read_csv(out) if suffix == ".csv" else pd.read_parquet(out)
-    assert list(scores.columns) == [
-        "lead_id",
-        "probability",
-        "score",
-        "grade",
-        "model_version",
-        "reasons",
-    ]
+    assert list(scores.columns) == ["lead_id", "probability", "score", "grade", "model_version"] + (
+        ["reasons"] if reasons else []
+    )
     assert scores["lead_id"].tolist() == leads["lead_id"].tolist()
     records = leads.astype(object).where(leads.notna(), None).to_dict(orient="records")
-    expected = champion.scorer.score(records)
+    expected = champion.scorer.score(records, reasons=reasons)
     assert scores["probability"].to_numpy() == pytest.approx([e.probability for e in expected])
     assert scores["grade"].tolist() == [e.grade for e in expected]
     assert set(scores["model_version"].astype(str)) == {champion.version}
-    first = json.loads(scores["reasons"][0])
-    assert [r["field"] for r in first] == [r.field for r in expected[0].reasons or []]
+    if reasons:
+        first = json.loads(scores["reasons"][0])
+        assert [r["field"] for r in first] == [r.field for r in expected[0].reasons or []]
 
 
 def test_chunks_do_not_change_the_output(
@@ -83,6 +87,34 @@ def test_chunks_do_not_change_the_output(
         assert small[exact].tolist() == whole[exact].tolist()
     # numpy's vector loops may round the last bit differently for another array length
     assert small["probability"].to_numpy() == pytest.approx(whole["probability"], rel=1e-12)
+
+
+def test_plain_and_odd_rows_alike_are_scored_as_the_api_scores_them(
+    tmp_path: Path, champion, demo_schema: LeadSchema
+) -> None:  # type: ignore[no-untyped-def]
+    """Plain rows are checked and encoded a column at a time, the others (spaces around a
+    number, "on", a Unix time) one by one by the API's lead model: both give the API's score."""
+    source = tmp_path / "leads.csv"
+    source.write_text(
+        "lead_id,page_views,demo_requested,created_at,source\n"
+        "L-1,3,true,2026-01-01T00:00:00Z,webinar\n"
+        " L-2 , 12 ,on,1767225600, webinar \n"
+        "L-3,,,,\n"
+        "L-4,-1,,,\n"
+        "L-5,7.5,no,2026-02-01,referral\n"
+    )
+    out = tmp_path / "scores.csv"
+    result = score_file(champion, demo_schema, source, out, reasons=False, chunk_rows=3)
+    assert (result.scored, [(r.line, r.field) for r in result.refused]) == (4, [(5, "page_views")])
+    lead_in = lead_model(demo_schema)
+    records = read_table(source).frame.drop(index=3).to_dict(orient="records")
+    typed = [lead_in.model_validate(r).model_dump() for r in records]
+    expected = champion.scorer.score(typed, reasons=False)
+    scores = pd.read_csv(out)
+    assert scores["lead_id"].tolist() == ["L-1", "L-2", "L-3", "L-5"]
+    assert scores["probability"].to_numpy() == pytest.approx([e.probability for e in expected])
+    assert scores["score"].tolist() == [e.score for e in expected]
+    assert scores["grade"].tolist() == [e.grade for e in expected]
 
 
 def test_bad_rows_are_listed_with_their_lines_and_the_others_scored(
