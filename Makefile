@@ -8,6 +8,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+WORKERS ?= 1
 
 $(INSTALLED): pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 2; }
@@ -53,8 +54,8 @@ test: $(INSTALLED) browser ## The layer contract, then every test (CI=true: Post
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest -n auto --maxprocesses 4 --dist loadfile
 
-serve: $(INSTALLED) ## Serve the champion over HTTP on 127.0.0.1:8000 (change with HOST=, PORT=)
-	$(BIN)/leadloop serve --host $(HOST) --port $(PORT)
+serve: $(INSTALLED) ## Serve the champion over HTTP on 127.0.0.1:8000 (change with HOST=, PORT=, WORKERS=)
+	$(BIN)/leadloop serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 report: $(INSTALLED) ## Write the marketer reports, alerts and dashboard to var/reports/
 	$(BIN)/leadloop report

@@ -136,11 +136,12 @@ class Service:
         scope_options = [option for scope in scopes for option in ("--scope", scope)]
         return self.cli("keys", "create", "--name", name, *scope_options).splitlines()[-1]
 
-    def start(self) -> Service:
-        """Start `leadloop serve` and wait until it answers."""
+    def start(self, workers: int = 1) -> Service:
+        """Start `leadloop serve` (in `workers` processes) and wait until it answers."""
+        command = ["serve", "--host", "127.0.0.1", "--port", str(self.port)]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [str(LEADLOOP), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                [str(LEADLOOP), *command, "--workers", str(workers)],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

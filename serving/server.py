@@ -1,4 +1,5 @@
-"""The HTTP server `leadloop serve` runs: uvicorn, with the connection limits from `Settings`.
+"""The HTTP server `leadloop serve` runs: uvicorn, with the connection limits from `Settings`,
+in one process or in several (`--workers N`) that share the port.
 
 uvicorn bounds idle kept-alive connections (`timeout_keep_alive`) and the connections and
 requests in progress (`limit_concurrency`, beyond which it answers 503), but with its default
@@ -13,13 +14,65 @@ import asyncio
 from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.supervisors import Multiprocess
 
+from models.registry import mlflow_client
+from serving.app import create_app
 from serving.settings import Settings
+from store.db import make_engine, migrate
 
 
-def uvicorn_config(app: Any, settings: Settings, host: str, port: int) -> uvicorn.Config:
-    """uvicorn's configuration for serving `app` with `settings`' connection limits."""
+def serve(app: FastAPI, settings: Settings, host: str, port: int, workers: int = 1) -> None:
+    """Serve `app` until SIGTERM or SIGINT; with `workers` > 1, in that many processes that
+    share the listening socket, each building its own app from the same settings."""
+    config = uvicorn_config(app, settings, host, port, workers)
+    if workers > 1:
+        prepare_stores(settings)
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+    else:
+        uvicorn.Server(config).run()
+
+
+def prepare_stores(settings: Settings) -> None:
+    """Create or migrate the store, and a database-backed MLflow store, once before the workers
+    start: several processes setting up one new database at once race (two create the same
+    table, and one of them fails to start)."""
+    engine = make_engine(settings.database_url, create_folder=settings.store_folder_made)
+    migrate(engine)
+    engine.dispose()
+    if "://" in settings.mlflow_tracking_uri and not settings.mlflow_tracking_uri.startswith(
+        ("http://", "https://")
+    ):  # a database: the client sets it up on first use (a server sets up its own)
+        mlflow_client(settings.mlflow_tracking_uri).search_experiments(max_results=1)
+
+
+def uvicorn_config(
+    app: Any, settings: Settings, host: str, port: int, workers: int = 1
+) -> uvicorn.Config:
+    """uvicorn's configuration for serving `app` with `settings`' connection limits.
+
+    uvicorn starts each worker process from this configuration, pickled: the workers' app and
+    protocol are named by import path (`worker_app`, `WorkerHttpTools`), and each worker reads
+    the settings from the environment it inherits.
+    """
+    limits: dict[str, Any] = {
+        "timeout_keep_alive": settings.keep_alive_seconds,
+        "limit_concurrency": settings.max_connections,
+        # SIGTERM: stop accepting, let requests in progress finish, then stop.
+        "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
+    }
+    if workers > 1:
+        return uvicorn.Config(
+            f"{__name__}:{worker_app.__name__}",
+            factory=True,
+            workers=workers,
+            http=f"{__name__}:{WorkerHttpTools.__name__}",
+            host=host,
+            port=port,
+            **limits,
+        )
     protocol = type(
         "GuardedHttpTools",
         (GuardedHttpTools,),
@@ -28,16 +81,17 @@ def uvicorn_config(app: Any, settings: Settings, host: str, port: int) -> uvicor
             "max_header_bytes": settings.max_header_bytes,
         },
     )
-    return uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        http=protocol,
-        timeout_keep_alive=settings.keep_alive_seconds,
-        limit_concurrency=settings.max_connections,
-        # SIGTERM: stop accepting, let requests in progress finish, then stop.
-        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
-    )
+    return uvicorn.Config(app, host=host, port=port, http=protocol, **limits)
+
+
+def worker_app() -> FastAPI:
+    """The app of one `leadloop serve --workers N` process, which uvicorn imports by name: its
+    settings read from the environment the parent passed on, its header limits set on the
+    worker's own protocol class."""
+    settings = Settings()
+    WorkerHttpTools.header_timeout = settings.header_timeout_seconds
+    WorkerHttpTools.max_header_bytes = settings.max_header_bytes
+    return create_app(settings)
 
 
 class GuardedHttpTools(HttpToolsProtocol):
@@ -99,3 +153,8 @@ class GuardedHttpTools(HttpToolsProtocol):
                 f"content-length: {len(reason)}\r\nconnection: close\r\n\r\n{reason}".encode()
             )
         self.transport.close()
+
+
+class WorkerHttpTools(GuardedHttpTools):
+    """`GuardedHttpTools` of a worker process, named by import path; `worker_app` sets its
+    limits in each worker."""

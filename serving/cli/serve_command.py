@@ -10,14 +10,14 @@ from serving.cli.common import reported_errors, start
 def serve(
     host: str = typer.Option("127.0.0.1", metavar="HOST", help="Interface to listen on."),
     port: int = typer.Option(8000, min=1, max=65535, metavar="PORT", help="Port to listen on."),
+    workers: int = typer.Option(
+        1, min=1, max=64, metavar="N", help="Processes serving the port (one per core scales)."
+    ),
 ) -> None:
     """Serve the champion model over HTTP (FastAPI + uvicorn), within the LEADLOOP_* limits."""
     settings = start()
-    import uvicorn
-
     from serving.app import create_app
-    from serving.server import uvicorn_config
+    from serving.server import serve as run_server
 
-    with reported_errors():
-        api = create_app(settings)
-    uvicorn.Server(uvicorn_config(api, settings, host, port)).run()
+    with reported_errors():  # a bad schema or store is refused before any worker starts
+        run_server(create_app(settings), settings, host, port, workers)

@@ -177,3 +177,15 @@ def test_output_lines_are_not_broken_at_the_console_width(tmp_path: Path, width:
     result = invoke(env, "report", "--out", str(long_dir))
     assert result.exit_code == 0, result.output
     assert f"Dashboard: {long_dir / 'index.html'}" in result.output.splitlines()[0]
+
+
+def test_serve_with_workers_refuses_an_unreachable_store_before_starting_any(
+    tmp_path: Path,
+) -> None:
+    """The parent sets up the store once for its workers: a store it cannot reach is a one-line
+    error and exit code 2, not workers failing one after another."""
+    env = store_env(tmp_path, LEADLOOP_DATABASE_URL="postgresql+psycopg://nobody@127.0.0.1:1/x")
+    result = invoke(env, "serve", "--workers", "2", "--port", "1")
+    assert result.exit_code == 2
+    assert "the store at LEADLOOP_DATABASE_URL failed" in one_line(result.stderr)
+    assert "Traceback" not in result.output

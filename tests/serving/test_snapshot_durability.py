@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,9 +41,11 @@ def service(
     with sessions.begin() as session:
         key = create_key(session, "durability", ["score"], NOW)
     sessions.kw["bind"].dispose()
-    settings = {"pii_key": PII_KEY.decode(), "snapshot_linger_seconds": LINGER} | request.param
+    options = dict(request.param)
+    workers = options.pop("workers", 1)
+    settings = {"pii_key": PII_KEY.decode(), "snapshot_linger_seconds": LINGER} | options
     with Service(tmp_path, url, **settings) as server:
-        yield server.start(), key
+        yield server.start(workers), key
 
 
 def score_some(server: Service, key: str, pause: float = 0.0) -> None:
@@ -54,12 +57,19 @@ def score_some(server: Service, key: str, pause: float = 0.0) -> None:
             assert response.status_code == 200, response.text
 
 
+def children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def command_line(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+
+
 def writer_process(server: Service) -> int:
     """The PID of the service's snapshot writer, its one child process."""
     assert server.process is not None
-    pid = server.process.pid
-    (child,) = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return int(child)
+    (child,) = children(server.process.pid)
+    return child
 
 
 def wait_until_gone(pid: int, seconds: float = 30.0) -> None:
@@ -139,3 +149,33 @@ def test_without_the_queue_sigkill_loses_nothing_answered(service: tuple[Service
     score_some(server, key)
     server.kill()
     assert stored_snapshots(server) == 2 * REQUESTS
+
+
+def started_workers(parent: int) -> list[int]:
+    """The worker processes of `leadloop serve --workers N` that have started their writer."""
+    workers = [p for p in children(parent) if "spawn_main" in command_line(p)]
+    return [
+        w for w in workers if any("store.snapshot_writer" in command_line(c) for c in children(w))
+    ]
+
+
+@pytest.mark.parametrize("service", [{"workers": 2, "header_timeout_seconds": 1}], indirect=True)
+def test_each_worker_stores_its_scores_on_sigterm_and_keeps_the_limits(
+    service: tuple[Service, str],
+) -> None:
+    """`leadloop serve --workers 2`: two processes serve the port, each with its own writer;
+    SIGTERM to the parent stops both, and each stores what it answered."""
+    server, key = service
+    assert server.process is not None
+    deadline = time.monotonic() + 60  # /healthz answers as soon as one worker has started
+    while len(writers := started_workers(server.process.pid)) < 2:
+        assert time.monotonic() < deadline, f"workers with a writer: {writers}"
+        time.sleep(0.1)
+    for _ in range(4):  # a new connection each time: either worker may take it
+        score_some(server, key)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as silent:
+        assert silent.recv(64).startswith(b"HTTP/1.1 408")  # a worker's own header timeout
+    parent = server.process
+    server.stop()  # SIGTERM
+    assert parent.returncode == 0
+    assert stored_snapshots(server) == 4 * 2 * REQUESTS
