@@ -17,10 +17,14 @@ async def get_state(request: Request) -> AppState:
 
 
 async def get_model(request: Request) -> LoadedScorer:
-    model = (await get_state(request)).model
-    if model is None:
+    return served_model(await get_state(request))
+
+
+def served_model(state: AppState) -> LoadedScorer:
+    """The model `state` serves; 503 before one is loaded."""
+    if state.model is None:
         raise HTTPException(503, "no champion model is loaded: run `make train`, then restart")
-    return model
+    return state.model
 
 
 def scores_stored(request: Request) -> None:

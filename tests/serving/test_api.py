@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, inspect, text
 from starlette.testclient import TestClient
 
 from features.schema import LeadSchema
-from serving.schemas import MAX_BATCH
+from serving.schemas import MAX_BATCH, ScoresOut
 from store.records import hash_pii
 from tests.support import PII_KEY, TrainedSetup, api_client, make_settings, stored_scores
 
@@ -181,6 +181,18 @@ def test_a_score_alone_is_the_same_score_without_reasons(
     read_back = client.get(f"/v1/leads/{leads[0]['lead_id']}").json()["latest_score"]
     assert read_back["reasons"] is None
     assert read_back["probability"] == alone[0]["probability"]
+
+
+@pytest.mark.parametrize("query", ["", "?reasons=false"])
+def test_the_scores_answer_is_what_the_api_documents(client: TestClient, query: str) -> None:
+    """The route answers its scores without FastAPI validating them again: they must still be
+    exactly the documented `ScoresOut`, no field more or less."""
+    leads = [lead | {"lead_id": new_id()} for lead in example_request()["leads"]]
+    response = client.post(f"/v1/scores{query}", json={"leads": leads})
+    assert response.status_code == 200, response.text
+    answer = ScoresOut.model_validate_json(response.content)
+    assert answer.model_dump(mode="json") == response.json()
+    assert [s.lead_id for s in answer.scores] == [lead["lead_id"] for lead in leads]
 
 
 def test_reasons_must_be_a_boolean(client: TestClient) -> None:
