@@ -120,8 +120,9 @@ class ColumnEncoding:
         return float(code)
 
     def encode_texts(self, values: np.ndarray) -> np.ndarray:
-        """`encode_value` of each value of a column of text (None where missing), vectorised:
-        numbers parsed by numpy at once, other kinds encoded once per distinct value."""
+        """`encode_value` of each value of a column of plain text (None where missing; see
+        `table_validation.plain_rows`), vectorised: numbers parsed by Arrow at once, other
+        kinds encoded once per distinct value."""
         if self.kind is FieldType.NUMERIC:
             return decimal_numbers(pa.array(values, type=pa.string()))
         codes, uniques = pd.factorize(values, use_na_sentinel=True)

@@ -3,7 +3,7 @@
 The lead model (`validation.lead_model`) checks one lead at a time, which costs more than
 scoring it. A file's rows are nearly all plain: numbers written as decimals, ISO times, ids and
 categories without stray characters. `plain_rows` finds those rows with one vectorised pass
-per column (Arrow's regular expressions, numpy's float parsing) and with rules that are
+per column (Arrow's regular expressions and float parser) and with rules that are
 narrower than the lead model's: a plain value is one the lead model certainly accepts, and
 whose text the feature encoder reads exactly as it reads the model's typed value. Every other
 row (a number with spaces, "on" for yes, a Unix time, a bad value) goes through the lead model
@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features.encoding import decimal_numbers
+from features.encoding import FALSE_TOKENS, TRUE_TOKENS, decimal_numbers
 from features.schema import FieldRole, FieldType, LeadField, LeadSchema
 from features.validation import (
     EARLIEST_TIME,
@@ -31,17 +31,24 @@ from features.validation import (
     MAX_TEXT_LENGTH,
 )
 
-#: Full-match patterns (RE2: `\d` is ASCII only) of plain values, per field type.
+
+def _any_case(token: str) -> str:
+    """A pattern of `token` in any mix of ASCII upper and lower case."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in token)
+
+
 _NO_CONTROL = r"[^\x{0}-\x{1f}\x{7f}-\x{9f}]"
 #: A character Python's `str.strip` keeps: a letter, mark, digit, punctuation or symbol.
 _VISIBLE = r"[\p{L}\p{M}\p{N}\p{P}\p{S}]"
 _ID = rf"^{_VISIBLE}(?:{_NO_CONTROL}*{_VISIBLE})?$"
+#: Full-match patterns of plain values, per field type. RE2's `\d` is ASCII only; its `(?i)`
+#: folds case the Unicode way ("yeſ" would match "yes"), so letters are spelt out instead.
 _PATTERNS: dict[FieldType, str] = {
     FieldType.CATEGORICAL: rf"^{_NO_CONTROL}*$",
     FieldType.TEXT: r"^[^\x{0}-\x{8}\x{b}\x{c}\x{e}-\x{1f}\x{7f}-\x{9f}]*$",
     FieldType.NUMERIC: r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$",
     # Tokens the lead model reads as a boolean and the encoder reads the same way.
-    FieldType.BOOLEAN: r"^(?i:true|false|yes|no|y|n|t|f|1|0)$",
+    FieldType.BOOLEAN: "^(?:" + "|".join(map(_any_case, TRUE_TOKENS | FALSE_TOKENS)) + ")$",
     FieldType.TIMESTAMP: (
         r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:\d{2})?)?$"
     ),
@@ -70,12 +77,14 @@ def plain_rows(schema: LeadSchema, frame: pd.DataFrame, now: datetime) -> np.nda
 
 
 def _plain_ids(values: pa.Array) -> np.ndarray:
-    matches = pc.and_(_matches(values, _ID), pc.less_equal(pc.utf8_length(values), MAX_ID_LENGTH))
+    matches = pc.and_(
+        pc.match_substring_regex(values, _ID), pc.less_equal(pc.utf8_length(values), MAX_ID_LENGTH)
+    )
     return _true_where(matches, missing=False)
 
 
 def _plain_values(field: LeadField, values: pa.Array, now: datetime) -> np.ndarray:
-    matches = _matches(values, _PATTERNS[field.type])
+    matches = pc.match_substring_regex(values, _PATTERNS[field.type])
     if field.type in _MAX_LENGTH:
         matches = pc.and_(matches, pc.less_equal(pc.utf8_length(values), _MAX_LENGTH[field.type]))
     plain = _true_where(matches, missing=True)
@@ -84,10 +93,6 @@ def _plain_values(field: LeadField, values: pa.Array, now: datetime) -> np.ndarr
     elif field.type is FieldType.TIMESTAMP:
         plain &= _within_time_range(values, plain, now)
     return plain
-
-
-def _matches(values: pa.Array, pattern: str) -> pa.Array:
-    return pc.match_substring_regex(values, pattern)
 
 
 def _true_where(matches: pa.Array, missing: bool) -> np.ndarray:

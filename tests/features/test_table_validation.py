@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from features.encoding import FeatureEncoder, fit_encoder
+from features.encoding import FALSE_TOKENS, TRUE_TOKENS, FeatureEncoder, fit_encoder
 from features.schema import FieldRole, FieldType, LeadSchema
 from features.table_validation import plain_rows
 from features.validation import LEAD_ID_KEY, lead_model
@@ -41,18 +41,26 @@ ODD_TEXT = [
     "x" * 201,
     "x" * 2001,
 ]
+#: Letters Unicode case folding equates with ASCII ones (RE2's `(?i)` does).
+FOLDS = {"s": "\u017f", "k": "\u212a"}
 NUMBERS = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
     st.floats(-1e6, 1e6).map(lambda x: f"{x:.3f}"),
     st.integers(-(10**20), 10**20).map(str),
     st.sampled_from(
         [" 12", "12 ", "1_000", "1e400", "-1e400", "nan", "inf", "+5", "5.", ".5", "-0", "0x10",
-         "1,5", "١٢", "1e-400", "00012", "1E3", "-3"]
+         "1,5", "١٢", "1e-400", "00012", "1E3", "-3", "3.0", "1e+20"]
     ),
 )  # fmt: skip
-FLAGS = st.sampled_from(
-    ["true", "True", "TRUE", "false", "yes", "No", "y", "N", "t", "F", "1", "0", "on", "off",
-     " true", "1.0", "2", "oui"]
+FLAGS = st.one_of(
+    st.sampled_from(
+        ["true", "True", "TRUE", "false", "yes", "No", "y", "N", "t", "F", "1", "0", "on", "off",
+         " true", "1.0", "2", "oui", "yeſ", "falſe", "YEſ", "\u212a", "ｙｅｓ"]
+    ),
+    # Any mix of case, and letters RE2's case folding would take for ASCII ones.
+    st.sampled_from(sorted(TRUE_TOKENS | FALSE_TOKENS)).flatmap(
+        lambda token: st.tuples(*[st.sampled_from([c, c.upper(), FOLDS.get(c, c)]) for c in token])
+    ).map("".join),
 )  # fmt: skip
 
 
@@ -73,7 +81,8 @@ MOMENTS = st.one_of(
     ),
     st.sampled_from(
         ["2025-02-30", "2025-08-01T24:00:00", "1989-12-31", (NOW + timedelta(days=2)).isoformat(),
-         (NOW + timedelta(hours=23)).isoformat(), "2025-8-1", " 2025-08-01"]
+         (NOW + timedelta(hours=23)).isoformat(), "2025-8-1", " 2025-08-01",
+         "2025-08-01 10:00:00+00:00", "2025-08-01 10:00:00.123456789+00:00"]
     ),
 )  # fmt: skip
 
