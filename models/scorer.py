@@ -75,8 +75,8 @@ class ScoreColumns:
     grade: np.ndarray
 
 
-def to_score(probability: Any) -> Any:
-    """The 0-100 score of a probability (or of an array of them)."""
+def to_score(probability: float | np.ndarray) -> np.ndarray:
+    """The 0-100 score of a probability (or of an array of them), as a float."""
     return np.clip(np.rint(100.0 * probability), 0, 100)
 
 

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ValidationError
 
+from features.encoding import FeatureEncoder
 from features.schema import FieldRole, LeadSchema
 from features.table_validation import plain_rows
 from features.validation import LEAD_ID_KEY, lead_model
@@ -82,17 +83,17 @@ def score_file(
     checked: LightGBM lets go of the GIL while it predicts, so reading the file (Python's csv
     module) no longer waits for the model. One chunk at most is in flight, so memory holds two.
     """
-    lead_in = lead_model(schema)  # the same model as `POST /v1/scores`
+    checks = _Checks(schema, lead_model(schema), model.scorer.encoder)
     id_column = _id_column(schema)
     result = ScoredFile()
     with _output(destination, reasons) as out, ThreadPoolExecutor(1) as scoring:
         in_flight: Future[None] | None = None
         for table in iter_table(source, sep, chunk_rows):
             frame = table.frame.rename(columns={id_column: LEAD_ID_KEY})
-            _check_columns(list(frame.columns), lead_in)
+            _check_columns(list(frame.columns), checks.lead_in, id_column)
             for bad in table.malformed:
                 result.refuse(RefusedRow(bad.line, "", bad.reason))
-            valid = _valid_leads(frame, table.lines, (schema, lead_in), model, reasons, result)
+            valid = _valid_leads(frame, table.lines, checks, reasons, result)
             if in_flight is not None:
                 in_flight.result()
                 in_flight = None
@@ -113,7 +114,15 @@ def _id_column(schema: LeadSchema) -> str:
     return id_field.name if id_field else LEAD_ID_KEY
 
 
-def _check_columns(columns: list[str], lead_in: type[BaseModel]) -> None:
+def _check_columns(columns: list[str], lead_in: type[BaseModel], id_column: str) -> None:
+    """`columns` (the id column renamed `lead_id`) are the lead model's, each once."""
+    if len(set(columns)) < len(columns):
+        raise BatchFileError(
+            f"the id column appears twice: {id_column!r} (the schema's id field) and "
+            f"{LEAD_ID_KEY!r}; keep one of them"
+            if id_column != LEAD_ID_KEY
+            else "a column appears twice"
+        )
     unknown = [c for c in columns if c not in lead_in.model_fields]
     if unknown:
         raise BatchFileError(
@@ -125,49 +134,66 @@ def _check_columns(columns: list[str], lead_in: type[BaseModel]) -> None:
 
 
 @dataclass(frozen=True)
+class _Checks:
+    """What a file's rows are checked and encoded with."""
+
+    schema: LeadSchema
+    #: The API's model of one lead (`POST /v1/scores` validates with the same).
+    lead_in: type[BaseModel]
+    encoder: FeatureEncoder
+
+
+@dataclass(frozen=True)
 class _ValidLeads:
-    """A chunk's valid rows in file order: ids, encoded rows, and the typed leads when reasons
-    are asked (a reason shows the lead's value as the API would)."""
+    """A chunk's valid rows in file order: their ids, and either their encoded rows (a score
+    alone) or their typed values (with reasons, which show a lead's value as the API does)."""
 
     ids: list[str]
-    rows: np.ndarray
+    rows: np.ndarray | None
     leads: list[dict[str, Any]] | None
 
 
 def _valid_leads(
-    frame: pd.DataFrame,
-    lines: Sequence[int],
-    checks: tuple[LeadSchema, type[BaseModel]],
-    model: LoadedScorer,
-    reasons: bool,
-    result: ScoredFile,
+    frame: pd.DataFrame, lines: Sequence[int], checks: _Checks, reasons: bool, result: ScoredFile
 ) -> _ValidLeads:
     """Plain rows are checked and encoded a column at a time; the others (every row when
     reasons are asked) go through the API's lead model one by one, refused with their line."""
-    (schema, lead_in), encoder = checks, model.scorer.encoder
-    now = datetime.now(UTC)
-    plain = np.zeros(len(frame), dtype=bool) if reasons else plain_rows(schema, frame, now)
-    others = np.flatnonzero(~plain)
-    checked: dict[int, dict[str, Any]] = {}
-    for i, record in zip(others, frame.iloc[others].to_dict(orient="records"), strict=True):
+    if reasons:
+        leads = list(_typed(frame, np.arange(len(frame)), lines, checks, result).values())
+        return _ValidLeads([lead[LEAD_ID_KEY] for lead in leads], None, leads)
+    plain = plain_rows(checks.schema, frame, datetime.now(UTC))
+    typed = _typed(frame, np.flatnonzero(~plain), lines, checks, result)
+    others = np.fromiter(typed, dtype=np.intp, count=len(typed))
+    kept = plain.copy()
+    kept[others] = True
+    position = np.cumsum(kept) - 1
+    rows = np.empty((int(kept.sum()), len(checks.encoder.columns)), dtype=np.float64)
+    rows[position[plain]] = checks.encoder.encode_table(frame[plain])
+    rows[position[others]] = checks.encoder.encode(list(typed.values()))
+    ids = frame[LEAD_ID_KEY].to_numpy(dtype=object, copy=True)
+    ids[others] = [lead[LEAD_ID_KEY] for lead in typed.values()]  # the lead model strips them
+    return _ValidLeads(list(ids[kept]), rows, None)
+
+
+def _typed(
+    frame: pd.DataFrame,
+    positions: np.ndarray,
+    lines: Sequence[int],
+    checks: _Checks,
+    result: ScoredFile,
+) -> dict[int, dict[str, Any]]:
+    """The rows at `positions` that the lead model accepts, typed by it, by position; each
+    refused row is recorded in `result` with its line and first problem."""
+    typed: dict[int, dict[str, Any]] = {}
+    records = frame.iloc[positions].to_dict(orient="records")
+    for i, record in zip(positions.tolist(), records, strict=True):
         try:
-            checked[int(i)] = lead_in.model_validate(record).model_dump()
+            typed[i] = checks.lead_in.model_validate(record).model_dump()
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"])
             result.refuse(RefusedRow(lines[i], where, first["msg"]))
-    kept = plain.copy()
-    kept[list(checked)] = True
-    position = np.cumsum(kept) - 1
-    rows = np.empty((int(kept.sum()), len(encoder.columns)), dtype=np.float64)
-    ids = frame[LEAD_ID_KEY].to_numpy(dtype=object)
-    if plain.any():
-        rows[position[plain]] = encoder.encode_table(frame[plain])
-    if checked:
-        rows[position[list(checked)]] = encoder.encode(list(checked.values()))
-        ids[list(checked)] = [lead[LEAD_ID_KEY] for lead in checked.values()]
-    leads = [checked[i] for i in sorted(checked)] if reasons else None
-    return _ValidLeads(list(ids[kept]), rows, leads)
+    return typed
 
 
 @dataclass(frozen=True)
@@ -181,6 +207,7 @@ class _Scored:
 def _scored(model: LoadedScorer, valid: _ValidLeads) -> _Scored:
     scorer = model.scorer
     if valid.leads is None:
+        assert valid.rows is not None
         return _Scored(valid.ids, scorer.score_rows(valid.rows), None)
     scored = scorer.score(valid.leads, reasons=True)
     columns = ScoreColumns(

@@ -34,12 +34,16 @@ def score(
     from features.schema import load_schema
     from models.registry import load_champion
     from serving.batch_scoring import BatchFileError, score_file
+    from serving.champion_watch import schema_problem
 
     with reported_errors(BatchFileError):
         found = load_champion(open_registry(settings), settings.model_name)
         if found.champion is None:
             raise fail(found.problem or "no champion model yet: run `make train` first")
         schema = load_schema(settings.schema_path)
+        problem = schema_problem(found.champion, schema)
+        if problem is not None:  # the API would not serve it either
+            raise fail(f"the champion (version {found.champion.version}) {problem}")
         columns = [TextColumn("Scoring"), BarColumn(), TextColumn("{task.percentage:>3.0f}%")]
         with Progress(*columns, TimeElapsedColumn(), console=err, transient=True) as bar:
             task = bar.add_task("score", total=1.0)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from features.schema import LeadSchema
+from features.schema import LeadSchema, save_schema
 from features.validation import lead_model
 from models.registry import load_champion
 from serving.batch_scoring import BatchFileError, score_file
@@ -153,6 +153,23 @@ def test_an_unknown_column_refuses_the_file_and_writes_nothing(
     assert list(tmp_path.iterdir()) == [source]
 
 
+def test_both_the_schemas_id_column_and_lead_id_refuse_the_file(
+    tmp_path: Path, champion, demo_schema: LeadSchema
+) -> None:  # type: ignore[no-untyped-def]
+    """An export named by the schema's id field (`crm_id`) that also has a `lead_id` column has
+    two ids a row: which one the scores carry cannot be guessed."""
+    document = demo_schema.model_dump(mode="json")
+    for described in document["fields"]:
+        if described["role"] == "id":
+            described["name"] = "crm_id"
+    schema = LeadSchema.model_validate(document)
+    source = tmp_path / "leads.csv"
+    source.write_text("crm_id,lead_id,page_views\nc-1,l-1,3\nc-2,l-2,4\n")
+    with pytest.raises(BatchFileError, match="'crm_id' .* and 'lead_id'"):
+        score_file(champion, schema, source, tmp_path / "scores.csv", reasons=False)
+    assert list(tmp_path.iterdir()) == [source]
+
+
 def test_an_interrupted_run_leaves_no_output(
     tmp_path: Path, leads: pd.DataFrame, champion, demo_schema: LeadSchema
 ) -> None:  # type: ignore[no-untyped-def]
@@ -184,6 +201,28 @@ def test_without_a_champion_the_command_says_so(tmp_path: Path) -> None:
         },
     )
     assert result.exit_code == 2 and "make train" in result.stderr
+
+
+def test_a_champion_the_schema_types_otherwise_is_refused(
+    tmp_path: Path, trained: TrainedSetup, demo_schema: LeadSchema
+) -> None:
+    """Scored under a schema that types one of the model's fields otherwise, a file would be
+    encoded wrongly: the command refuses, as the API refuses to serve such a model."""
+    document = demo_schema.model_dump(mode="json")
+    for described in document["fields"]:
+        if described["name"] == "page_views":
+            described.update(type="categorical", minimum=None, maximum=None, monotone=None)
+    schema_file = tmp_path / "schema.yaml"
+    save_schema(LeadSchema.model_validate(document), schema_file)
+    source = tmp_path / "leads.csv"
+    source.write_text("lead_id,page_views\nx,3\n")
+    result = CliRunner().invoke(
+        cli,
+        ["score", "--in", str(source), "--out", str(tmp_path / "out.csv")],
+        env=env(trained) | {"LEADLOOP_SCHEMA": str(schema_file)},
+    )
+    assert result.exit_code == 2 and "page_views" in result.stderr, result.output
+    assert not (tmp_path / "out.csv").exists()
 
 
 def test_a_missing_output_folder_is_an_error(
