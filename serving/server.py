@@ -11,28 +11,45 @@ sends nothing, or drips its headers, is held forever, and counts against the con
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import logging
+import signal
+import sys
 from typing import Any
+from urllib.parse import urlsplit
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.supervisors import Multiprocess
 
 from models.registry import mlflow_client
 from serving.app import create_app
+from serving.cli.common import start
 from serving.settings import Settings
 from store.db import make_engine, migrate
 
+log = logging.getLogger(__name__)
+#: Tracking URI schemes of MLflow's database stores.
+MLFLOW_DATABASES = frozenset({"sqlite", "postgresql", "mysql", "mssql"})
+_PR_SET_PDEATHSIG = 1
+
 
 def serve(app: FastAPI, settings: Settings, host: str, port: int, workers: int = 1) -> None:
-    """Serve `app` until SIGTERM or SIGINT; with `workers` > 1, in that many processes that
-    share the listening socket, each building its own app from the same settings."""
+    """Serve `app` until SIGTERM or SIGINT. With `workers` > 1, that many processes share the
+    listening socket, each building its own app from the environment's settings (`worker_app`);
+    the parent uses `settings` only to set up the stores they share."""
     config = uvicorn_config(app, settings, host, port, workers)
-    if workers > 1:
-        prepare_stores(settings)
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
-    else:
+    if workers == 1:
         uvicorn.Server(config).run()
+        return
+    prepare_stores(settings)
+    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    supervisor.run()
+    # uvicorn stops every worker when one cannot start, and returns as if all went well.
+    if any(worker.exitcode == STARTUP_FAILURE for worker in supervisor.processes):
+        raise SystemExit(STARTUP_FAILURE)
 
 
 def prepare_stores(settings: Settings) -> None:
@@ -42,9 +59,8 @@ def prepare_stores(settings: Settings) -> None:
     engine = make_engine(settings.database_url, create_folder=settings.store_folder_made)
     migrate(engine)
     engine.dispose()
-    if "://" in settings.mlflow_tracking_uri and not settings.mlflow_tracking_uri.startswith(
-        ("http://", "https://")
-    ):  # a database: the client sets it up on first use (a server sets up its own)
+    scheme = urlsplit(settings.mlflow_tracking_uri).scheme.split("+")[0]
+    if scheme in MLFLOW_DATABASES:  # set up by its client on first use (a server sets up its own)
         mlflow_client(settings.mlflow_tracking_uri).search_experiments(max_results=1)
 
 
@@ -86,9 +102,11 @@ def uvicorn_config(
 
 def worker_app() -> FastAPI:
     """The app of one `leadloop serve --workers N` process, which uvicorn imports by name: its
-    settings read from the environment the parent passed on, its header limits set on the
-    worker's own protocol class."""
-    settings = Settings()
+    settings and logging set up as every command's (from the environment the parent passed
+    on), its header limits set on the worker's own protocol class. A worker stops (storing its
+    queued scores) when the parent dies, even by SIGKILL, rather than serve on unsupervised."""
+    _stop_with_parent()
+    settings = start()
     WorkerHttpTools.header_timeout = settings.header_timeout_seconds
     WorkerHttpTools.max_header_bytes = settings.max_header_bytes
     return create_app(settings)
@@ -158,3 +176,12 @@ class GuardedHttpTools(HttpToolsProtocol):
 class WorkerHttpTools(GuardedHttpTools):
     """`GuardedHttpTools` of a worker process, named by import path; `worker_app` sets its
     limits in each worker."""
+
+
+def _stop_with_parent() -> None:
+    """Ask Linux for a SIGTERM when this process's parent ends (`PR_SET_PDEATHSIG`)."""
+    if sys.platform != "linux":
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        log.warning("this worker will not stop with its parent: prctl failed")

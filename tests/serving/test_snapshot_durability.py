@@ -159,6 +159,15 @@ def started_workers(parent: int) -> list[int]:
     ]
 
 
+def wait_for_workers(parent: int, count: int) -> list[int]:
+    """The workers, once `count` have started (/healthz answers as soon as one has)."""
+    deadline = time.monotonic() + 60
+    while len(workers := started_workers(parent)) < count:
+        assert time.monotonic() < deadline, f"workers with a writer: {workers}"
+        time.sleep(0.1)
+    return workers
+
+
 @pytest.mark.parametrize("service", [{"workers": 2, "header_timeout_seconds": 1}], indirect=True)
 def test_each_worker_stores_its_scores_on_sigterm_and_keeps_the_limits(
     service: tuple[Service, str],
@@ -167,15 +176,41 @@ def test_each_worker_stores_its_scores_on_sigterm_and_keeps_the_limits(
     SIGTERM to the parent stops both, and each stores what it answered."""
     server, key = service
     assert server.process is not None
-    deadline = time.monotonic() + 60  # /healthz answers as soon as one worker has started
-    while len(writers := started_workers(server.process.pid)) < 2:
-        assert time.monotonic() < deadline, f"workers with a writer: {writers}"
-        time.sleep(0.1)
+    wait_for_workers(server.process.pid, 2)
     for _ in range(4):  # a new connection each time: either worker may take it
         score_some(server, key)
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as silent:
-        assert silent.recv(64).startswith(b"HTTP/1.1 408")  # a worker's own header timeout
+    # The worker's header timeout (1 s) is its settings', not the default (10 s).
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as silent:
+        assert silent.recv(64).startswith(b"HTTP/1.1 408")
     parent = server.process
     server.stop()  # SIGTERM
     assert parent.returncode == 0
     assert stored_snapshots(server) == 4 * 2 * REQUESTS
+
+
+@pytest.mark.parametrize("service", [{"workers": 2}], indirect=True)
+def test_workers_stop_and_store_their_scores_when_the_parent_is_sigkilled(
+    service: tuple[Service, str],
+) -> None:
+    """Without its parent no worker serves on unsupervised: each gets a SIGTERM from the kernel,
+    stops, and stores what it answered."""
+    server, key = service
+    assert server.process is not None
+    workers = wait_for_workers(server.process.pid, 2)
+    for _ in range(4):
+        score_some(server, key)
+    server.kill()
+    for worker in workers:
+        wait_until_gone(worker)
+    assert stored_snapshots(server) == 4 * 2 * REQUESTS
+
+
+def test_a_worker_that_cannot_start_fails_the_command(tmp_path: Path) -> None:
+    """uvicorn stops the other workers when one cannot start; `leadloop serve` then exits
+    non-zero (a supervisor restarting on failure sees a failure)."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    server = Service(tmp_path, f"sqlite:///{tmp_path}/leadloop.db")
+    server.settings["reports_dir"] = str(blocker / "reports")  # only a worker's start makes it
+    with pytest.raises(RuntimeError, match="exited 3"):
+        server.start(workers=2)
