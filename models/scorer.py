@@ -75,7 +75,7 @@ class ScoreColumns:
     grade: np.ndarray
 
 
-def to_score(probability: float | np.ndarray) -> np.ndarray:
+def to_score(probability: float | np.ndarray) -> np.ndarray | np.floating:
     """The 0-100 score of a probability (or of an array of them), as a float."""
     return np.clip(np.rint(100.0 * probability), 0, 100)
 

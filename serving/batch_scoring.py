@@ -3,7 +3,7 @@
 Each row is validated by the same model as a lead posted to `POST /v1/scores`, so a file is
 refused or scored exactly as the API would; a row that fails is reported with its line and the
 field, and the others are scored. The file is read, scored and written a chunk at a time, so
-memory holds one chunk whatever the file's size. The output is written beside its final path
+memory holds two chunks whatever the file's size. The output is written beside its final path
 and moved there only when every chunk is in: an interrupted run leaves no half file.
 """
 

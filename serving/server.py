@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import logging
+import multiprocessing
+import os
 import signal
 import sys
 from typing import Any
@@ -26,7 +28,6 @@ from uvicorn.supervisors import Multiprocess
 
 from models.registry import mlflow_client
 from serving.app import create_app
-from serving.cli.common import start
 from serving.settings import Settings
 from store.db import make_engine, migrate
 
@@ -104,12 +105,21 @@ def worker_app() -> FastAPI:
     """The app of one `leadloop serve --workers N` process, which uvicorn imports by name: its
     settings and logging set up as every command's (from the environment the parent passed
     on), its header limits set on the worker's own protocol class. A worker stops (storing its
-    queued scores) when the parent dies, even by SIGKILL, rather than serve on unsupervised."""
-    _stop_with_parent()
-    settings = start()
-    WorkerHttpTools.header_timeout = settings.header_timeout_seconds
-    WorkerHttpTools.max_header_bytes = settings.max_header_bytes
-    return create_app(settings)
+    queued scores) when the parent dies, even by SIGKILL, rather than serve on unsupervised.
+
+    Any failure here exits with uvicorn's start-up failure code, which stops the parent: with
+    another, uvicorn would start the worker again and again."""
+    from serving.cli.common import start  # the commands' set-up; the CLI imports this module
+
+    try:
+        _stop_with_parent()
+        settings = start()
+        WorkerHttpTools.header_timeout = settings.header_timeout_seconds
+        WorkerHttpTools.max_header_bytes = settings.max_header_bytes
+        return create_app(settings)
+    except Exception:
+        log.exception("this worker cannot start")
+        sys.exit(STARTUP_FAILURE)
 
 
 class GuardedHttpTools(HttpToolsProtocol):
@@ -184,4 +194,8 @@ def _stop_with_parent() -> None:
         return
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
-        log.warning("this worker will not stop with its parent: prctl failed")
+        error = os.strerror(ctypes.get_errno())
+        log.warning("this worker will not stop with its parent: prctl failed (%s)", error)
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # it died while this one started
+        os.kill(os.getpid(), signal.SIGTERM)

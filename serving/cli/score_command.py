@@ -43,7 +43,8 @@ def score(
         schema = load_schema(settings.schema_path)
         problem = schema_problem(found.champion, schema)
         if problem is not None:  # the API would not serve it either
-            raise fail(f"the champion (version {found.champion.version}) {problem}")
+            version = found.champion.version
+            raise fail(f"the champion (version {version}) cannot score this lead schema: {problem}")
         columns = [TextColumn("Scoring"), BarColumn(), TextColumn("{task.percentage:>3.0f}%")]
         with Progress(*columns, TimeElapsedColumn(), console=err, transient=True) as bar:
             task = bar.add_task("score", total=1.0)
