@@ -57,36 +57,51 @@ EXAMPLE = ROOT / "examples" / "score_request.json"
 LOAD_BEFORE: list[float] = []
 #: Worker processes of the throughput figure's second service: one per core.
 WORKERS = len(os.sched_getaffinity(0))
-#: For each target missed: what was tried, measured by hand during development (one connection,
-#: wrk or raw ASGI calls in one process; not this run's figures).
-TRIED = [
-    "- **1 and 2, the round trip's overhead.** Kept: LightGBM's single-row C API with a prepared "
-    "`FastConfig` (a margin in 14 µs instead of 33 µs through `Booster.predict`), one-lead "
-    "requests scored on the event loop, coroutine dependencies and one dependency for the "
-    "scoring route, the answer not validated again by FastAPI, API keys remembered for 5 s, "
-    "regular expressions for control characters. What is left, called as raw ASGI in one "
-    "process (no sockets): a score alone costs 374 µs of Python against 56 µs for the bare "
-    "endpoint; by cProfile's shares about a third is FastAPI's dependency and parameter "
-    "solving, a sixth the scorer (encoding, margin, calibration, grade), a tenth reading the "
-    "body through the body limits, the rest routing, middlewares and the snapshot hand-over. "
-    "The next step would be a scoring route outside FastAPI's dependency system.",
-    "- **2, reasons.** LightGBM's TreeSHAP is most of the floor (about 650 µs of 880); the "
-    "same round-trip overhead as a score alone comes on top. Cheaper explanations: not built.",
-    "- **3, p99 at one connection.** A full garbage collection walked about 350,000 objects "
-    "in 180 ms and stopped every request (p99 of 80 to 120 ms in some runs): start-up's "
-    "objects are now frozen out of it (`gc.freeze`). The steady p99 of about 4 ms comes from "
-    "two cores shared by wrk, the service and its snapshot writer: the writer at Linux's "
-    "idle priority (`SCHED_IDLE`) halved a score alone's p99 (3.8 to 2.0 ms), but would starve "
-    "the writer under a load that keeps both cores busy (two workers), so it was not kept; a "
-    "lower `nice` for the writer, a shorter GIL switch interval: no change beyond the noise. "
-    "The bare endpoint's own p99 is 3 to 4.6 times its p50 on this machine.",
-    "- **5, `leadloop score` alone.** Rows checked and encoded a column at a time (from "
-    "0.23x), the next chunk read while one is scored in a thread (+12%). What is left: "
-    "LightGBM already uses both cores, so every microsecond of Python per row adds to it; "
-    "Python's csv module alone reads about 4.5 µs a row of the demo export, the column checks "
-    "take about 2.5 µs, encoding 1.2 µs, against LightGBM's 12 µs. Arrow's CSV reader would "
-    "remove most of the reading but cannot tell a refused row's line once a quoted value "
-    "spans lines: not built.",
+#: What was tried for targets (by number) when they are missed, measured by hand during
+#: development (one connection, wrk or raw ASGI calls in one process; not this run's figures).
+TRIED: list[tuple[tuple[str, ...], str]] = [
+    (
+        ("1", "2"),
+        "- **1 and 2, the round trip's overhead.** Kept: LightGBM's single-row C API with a "
+        "prepared `FastConfig` (a margin in 14 µs instead of 33 µs through "
+        "`Booster.predict`), one-lead requests scored on the event loop, coroutine "
+        "dependencies and one dependency for the scoring route, the answer not validated "
+        "again by FastAPI, API keys remembered for 5 s, regular expressions for control "
+        "characters. What is left, called as raw ASGI in one process (no sockets): a score "
+        "alone costs 374 µs of Python against 56 µs for the bare endpoint; by cProfile's "
+        "shares about a third is FastAPI's dependency and parameter solving, a sixth the "
+        "scorer (encoding, margin, calibration, grade), a tenth reading the body through the "
+        "body limits, the rest routing, middlewares and the snapshot hand-over. The next step"
+        " would be a scoring route outside FastAPI's dependency system.",
+    ),
+    (
+        ("2",),
+        "- **2, reasons.** LightGBM's TreeSHAP is most of the floor (about 650 µs of 880); "
+        "the same round-trip overhead as a score alone comes on top. Cheaper explanations: "
+        "not built.",
+    ),
+    (
+        ("3",),
+        "- **3, p99 at one connection.** A full garbage collection walked about 350,000 "
+        "objects in 180 ms and stopped every request (p99 of 80 to 120 ms in some runs): "
+        "start-up's objects are now frozen out of it (`gc.freeze`). The steady p99 of about 4"
+        " ms comes from two cores shared by wrk, the service and its snapshot writer: the "
+        "writer at Linux's idle priority (`SCHED_IDLE`) halved a score alone's p99 (3.8 to "
+        "2.0 ms), but would starve the writer under a load that keeps both cores busy (two "
+        "workers), so it was not kept; a lower `nice` for the writer, a shorter GIL switch "
+        "interval: no change beyond the noise. The bare endpoint's own p99 is 3 to 4.6 times "
+        "its p50 on this machine.",
+    ),
+    (
+        ("5",),
+        "- **5, `leadloop score` alone.** Rows checked and encoded a column at a time (from "
+        "0.23x), the next chunk read while one is scored in a thread (+12%). What is left: "
+        "LightGBM already uses both cores, so every microsecond of Python per row adds to it;"
+        " Python's csv module alone reads about 4.5 µs a row of the demo export, the column "
+        "checks take about 2.5 µs, encoding 1.2 µs, against LightGBM's 12 µs. Arrow's CSV "
+        "reader would remove most of the reading but cannot tell a refused row's line once a "
+        "quoted value spans lines: not built.",
+    ),
 ]
 NOT_MEASURED = [
     "- explanations cheaper than LightGBM's own `pred_contrib` (target 2's \"better still\"):"
@@ -429,7 +444,10 @@ class Figures:
             "",
             "### Targets missed: what was tried",
             "",
-            *TRIED,
+            "Measured by hand during development (wrk at one connection, or raw ASGI calls in "
+            "one process), not in this run.",
+            "",
+            *[text for numbers, text in TRIED if _missed(targets, numbers)],
             "",
             "## One lead per request, one connection",
             "",
@@ -490,6 +508,11 @@ class Figures:
             "",
         ]
         return lines
+
+
+def _missed(targets: list[Target], numbers: tuple[str, ...]) -> bool:
+    """Whether a target numbered as one of `numbers` ("1", "2"...) was missed."""
+    return any(t.name.split(".")[0] in numbers and not t.met for t in targets)
 
 
 def _asked(query: str) -> str:
