@@ -32,6 +32,9 @@ MIN_CATEGORY_COUNT = 10
 #: the model's size, generous enough for the campaign or landing-page ids of a real CRM.
 MAX_CATEGORIES = 1_000
 
+#: Evenly spaced shares of the training leads a numeric field's values are kept at (every 5%).
+QUANTILES = 20
+
 #: Text read as a yes or a no, wherever leadloop reads booleans.
 TRUE_TOKENS = frozenset({"true", "yes", "y", "1", "t"})
 FALSE_TOKENS = frozenset({"false", "no", "n", "0", "f"})
@@ -101,6 +104,9 @@ class ColumnEncoding:
     #: saved before rare categories were grouped have none: their models learned such values as
     #: missing (NaN), and must keep reading them so.
     groups_others: bool = False
+    #: A numeric field's values at `QUANTILES` + 1 evenly spaced shares of the training leads
+    #: (a reason says where a lead's value stands); empty for other kinds and older encoders.
+    quantiles: tuple[float, ...] = ()
     _codes: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -178,6 +184,7 @@ class FeatureEncoder:
                     "kind": str(c.kind),
                     "categories": list(c.categories),
                     "groups_others": c.groups_others,
+                    "quantiles": list(c.quantiles),
                 }
                 for c in self.columns
             ]
@@ -193,6 +200,7 @@ class FeatureEncoder:
                     FieldType(c["kind"]),
                     tuple(c["categories"]),
                     c.get("groups_others", False),
+                    tuple(c.get("quantiles", ())),
                 )
                 for c in data["columns"]
             )
@@ -224,11 +232,19 @@ def fit_encoder(
     counts: dict[str, Counter[str]] = {
         f.name: Counter() for f in fields if f.type is FieldType.CATEGORICAL
     }
+    numbers: dict[str, list[float]] = {f.name: [] for f in fields if f.type is FieldType.NUMERIC}
     for lead in leads:
         for name, counter in counts.items():
             label = category_label(lead.get(name))
             if label is not None:
                 counter[label] += 1
+        for name, values in numbers.items():
+            try:
+                value = _as_float(name, lead.get(name))
+            except EncodingError:  # the model reads it as missing; so do the quantiles
+                continue
+            if math.isfinite(value):
+                values.append(value)
     columns = []
     for f in fields:
         categories: tuple[str, ...] = ()
@@ -238,5 +254,14 @@ def fit_encoder(
                 c for c in frequent_categories(counts[f.name], min_count) if c not in declared
             ]
             categories = tuple((declared + observed)[:max_categories])
-        columns.append(ColumnEncoding(f.name, f.type, categories, f.type is FieldType.CATEGORICAL))
+        quantiles = _quantiles(numbers.get(f.name, []))
+        grouped = f.type is FieldType.CATEGORICAL
+        columns.append(ColumnEncoding(f.name, f.type, categories, grouped, quantiles))
     return FeatureEncoder(tuple(columns))
+
+
+def _quantiles(values: list[float]) -> tuple[float, ...]:
+    if not values:
+        return ()
+    shares = np.linspace(0.0, 1.0, QUANTILES + 1)
+    return tuple(float(q) for q in np.quantile(np.asarray(values), shares))

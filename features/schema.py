@@ -10,10 +10,18 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from string import Formatter
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 BUNDLED_SCHEMA_DIR = Path(__file__).parent / "schemas"
 DEMO_SCHEMA_PATH = BUNDLED_SCHEMA_DIR / "demo_b2b.yaml"
@@ -48,6 +56,39 @@ class SchemaError(ValueError):
     """The schema file is missing, unreadable or inconsistent."""
 
 
+def _text_keys(values: object) -> object:
+    """YAML reads `true:` and `12:` as a boolean and a number: as phrase keys they are text."""
+    if isinstance(values, dict):
+        return {str(k).lower() if isinstance(k, bool) else str(k): v for k, v in values.items()}
+    return values
+
+
+class ReasonPhrases(BaseModel):
+    """How a sales rep reads one field's reason: a phrase per value, per direction of its
+    effect, and for a missing value. `{value}` in a phrase is the lead's value."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: By category, or `true`/`false` for a boolean: "webinar" -> "Came from a webinar".
+    values: Annotated[dict[str, str], BeforeValidator(_text_keys)] = {}
+    #: When the field has no value: "Company size unknown".
+    missing: str | None = None
+    #: Any value that raises the score, or lowers it: "{value} page views".
+    raises: str | None = None
+    lowers: str | None = None
+
+    @model_validator(mode="after")
+    def _check_placeholders(self) -> ReasonPhrases:
+        for phrase in [*self.values.values(), self.missing, self.raises, self.lowers]:
+            try:
+                names = {name for _, name, _, _ in Formatter().parse(phrase or "") if name}
+            except ValueError as exc:  # an unmatched brace
+                raise ValueError(f"phrase {phrase!r}: {exc}") from None
+            if names - {"value"}:
+                raise ValueError(f"phrase {phrase!r}: the only placeholder is {{value}}")
+        return self
+
+
 class LeadField(BaseModel):
     """One column of a lead, as the tenant's CRM knows it."""
 
@@ -65,6 +106,8 @@ class LeadField(BaseModel):
     #: refuses values outside them.
     minimum: float | None = None
     maximum: float | None = None
+    #: The words a reason on this field is shown with (see `features.phrases`).
+    phrases: ReasonPhrases | None = None
     #: A written reason to keep this field although the leakage guard flags it.
     accept_leak: str | None = Field(default=None, min_length=10)
 

@@ -27,13 +27,14 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ValidationError
 
 from features.encoding import FeatureEncoder
+from features.phrases import Phrasebook
 from features.schema import FieldRole, LeadSchema
 from features.table_validation import plain_rows
 from features.validation import LEAD_ID_KEY, lead_model
 from models.registry import LoadedScorer
-from models.scorer import LeadScore, ScoreColumns
+from models.scorer import ScoreColumns
+from serving.services import reason_documents
 from store.export_reader import iter_table
-from store.records import json_value
 
 #: Refused rows kept with their reasons (all are counted).
 MAX_LISTED = 1_000
@@ -84,6 +85,7 @@ def score_file(
     module) no longer waits for the model. One chunk at most is in flight, so memory holds two.
     """
     checks = _Checks(schema, lead_model(schema), model.scorer.encoder)
+    words = Phrasebook.of(schema, model.scorer.encoder)
     id_column = _id_column(schema)
     result = ScoredFile()
     with _output(destination, reasons) as out, ThreadPoolExecutor(1) as scoring:
@@ -99,7 +101,7 @@ def score_file(
                 in_flight = None
             if valid.ids:
                 in_flight = scoring.submit(
-                    lambda v=valid: out.write(_scored(model, v), model.version)
+                    lambda v=valid: out.write(_scored(model, v, words), model.version)
                 )
             result.scored += len(valid.ids)
             progress(table.done)
@@ -204,7 +206,7 @@ class _Scored:
     reasons: list[str] | None
 
 
-def _scored(model: LoadedScorer, valid: _ValidLeads) -> _Scored:
+def _scored(model: LoadedScorer, valid: _ValidLeads, words: Phrasebook) -> _Scored:
     scorer = model.scorer
     if valid.leads is None:
         assert valid.rows is not None
@@ -215,9 +217,8 @@ def _scored(model: LoadedScorer, valid: _ValidLeads) -> _Scored:
         np.array([one.score for one in scored], dtype=np.int64),
         np.array([one.grade for one in scored]),
     )
-    return _Scored(
-        valid.ids, columns, [json.dumps(_reasons(one), ensure_ascii=False) for one in scored]
-    )
+    documents = [reason_documents(one, words) for one in scored]
+    return _Scored(valid.ids, columns, [json.dumps(d, ensure_ascii=False) for d in documents])
 
 
 class _Output(Protocol):
@@ -234,13 +235,6 @@ def _columns(scored: _Scored, version: str) -> list[Sequence[Any]]:
         [version] * len(scored.ids),
     ]
     return columns + ([scored.reasons] if scored.reasons is not None else [])
-
-
-def _reasons(one: LeadScore) -> list[dict[str, Any]]:
-    return [
-        {"field": r.field, "value": json_value(r.value), "impact": r.impact}
-        for r in one.reasons or []
-    ]
 
 
 COLUMNS = ["lead_id", "probability", "score", "grade", "model_version"]

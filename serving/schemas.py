@@ -39,6 +39,12 @@ class ReasonOut(Strict):
     field: str
     value: Any = Field(description="The lead's value of the field (null when missing).")
     impact: float = Field(description="Contribution in score points (positive raises the score).")
+    text: str | None = Field(
+        default=None,
+        description="The reason in a sales rep's words, from the lead schema's phrases "
+        '("Came from a webinar"; without one, "Source is webinar"); null in scores stored '
+        "before reasons had words.",
+    )
 
 
 class ScoreOut(Strict):

@@ -12,9 +12,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from features.phrases import Phrasebook
 from features.pii import scrub
+from features.schema import LeadSchema
 from features.validation import FUTURE_TOLERANCE, LEAD_ID_KEY, has_control_characters
 from models.registry import LoadedScorer
+from models.scorer import LeadScore
 from store import erasure, repository
 from store.records import json_value
 from store.snapshot_writer import ScoredBatch, ScoredLead
@@ -36,6 +39,19 @@ class InvalidOutcomesError(ValueError):
         self.problems = problems
 
 
+def reason_documents(scored: LeadScore, words: Phrasebook) -> list[dict[str, Any]]:
+    """A score's reasons as the API answers and the store keeps them."""
+    return [
+        {
+            "field": r.field,
+            "value": json_value(r.value),
+            "impact": r.impact,
+            "text": words.text(r.field, r.value, r.impact),
+        }
+        for r in scored.reasons or []
+    ]
+
+
 @dataclass(frozen=True)
 class ScoredRequest:
     """A request's scores as answered, and the batch the store keeps of them."""
@@ -45,22 +61,22 @@ class ScoredRequest:
 
 
 def score_leads(
-    model: LoadedScorer, leads: Sequence[dict[str, Any]], reasons: bool, now: datetime
+    model: LoadedScorer,
+    schema: LeadSchema,
+    leads: Sequence[dict[str, Any]],
+    reasons: bool,
+    now: datetime,
 ) -> ScoredRequest:
-    """Score leads: the answer, with reasons when asked, and each lead with its snapshot for
-    the store (the caller hands it to the snapshot writer)."""
+    """Score leads: the answer, with reasons in `schema`'s words when asked, and each lead with
+    its snapshot for the store (the caller hands it to the snapshot writer)."""
+    words = Phrasebook.of(schema, model.scorer.encoder) if reasons else None
     scored = [
         ScoredLead(
             lead=lead,
             probability=one.probability,
             score=one.score,
             grade=one.grade,
-            reasons=None
-            if one.reasons is None
-            else [
-                {"field": r.field, "value": json_value(r.value), "impact": r.impact}
-                for r in one.reasons
-            ],
+            reasons=None if words is None else reason_documents(one, words),
         )
         for lead, one in zip(leads, model.scorer.score(leads, reasons), strict=True)
     ]

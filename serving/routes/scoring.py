@@ -15,6 +15,7 @@ from fastapi.security import SecurityScopes
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from features.schema import LeadSchema
 from models.registry import LoadedScorer
 from serving import services
 from serving.auth import CredentialsDep, check_key
@@ -46,7 +47,9 @@ def scoring_router(scores_in: type[BaseModel]) -> APIRouter:
         reasons."""
         leads = [lead.model_dump() for lead in body.leads]
         asked = reasons and body.reasons
-        scoring = partial(services.score_leads, call.model, leads, asked, datetime.now(UTC))
+        scoring = partial(
+            services.score_leads, call.model, call.schema, leads, asked, datetime.now(UTC)
+        )
         # A large request in a thread: the event loop answers the others meanwhile.
         in_loop = len(leads) <= IN_LOOP_LEADS[asked]
         scored = scoring() if in_loop else await run_in_threadpool(scoring)
@@ -65,6 +68,8 @@ class ScoringCall:
     dependency it resolves than a score alone costs."""
 
     model: LoadedScorer
+    #: The service's lead schema: its phrases are the reasons' words.
+    schema: LeadSchema
     writer: SnapshotWriter
     metrics: Metrics
 
@@ -75,7 +80,7 @@ async def scoring_call(
     """The caller's key checked (401, 403), then the model served (503 before there is one)."""
     state: AppState = request.app.state.leadloop
     await check_key(state, credentials, security_scopes.scopes)
-    return ScoringCall(served_model(state), state.writer, request.app.state.metrics)
+    return ScoringCall(served_model(state), state.schema, state.writer, request.app.state.metrics)
 
 
 async def _hand_over(writer: SnapshotWriter, batch: ScoredBatch) -> None:

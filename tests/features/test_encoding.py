@@ -197,3 +197,16 @@ def test_fit_reads_leads_from_a_one_shot_iterator() -> None:
     encoder = fit_encoder(schema, (lead for lead in [{"plan": "pro"}, {"plan": 3.0}]), min_count=1)
     assert encoder.columns[0].categories == ("pro", "3")
     assert encode_one(encoder, plan=3)["plan"] == 1.0
+
+
+def test_numeric_columns_keep_the_training_leads_quantiles(encoder: FeatureEncoder) -> None:
+    """A reason says where a number stands among the training leads (`features.phrases`):
+    the encoder keeps each numeric field's quantiles, saved and loaded with it."""
+    views = encoder.columns[column(encoder, "page_views")]
+    assert views.quantiles == tuple(np.quantile([3.0, 10.0], np.linspace(0, 1, 21)))
+    assert encoder.columns[column(encoder, "source")].quantiles == ()
+    saved = json.loads(json.dumps(encoder.to_dict()))
+    assert FeatureEncoder.from_dict(saved) == encoder
+    for described in saved["columns"]:
+        del described["quantiles"]  # an encoder saved before quantiles were kept
+    assert FeatureEncoder.from_dict(saved).columns[column(encoder, "page_views")].quantiles == ()

@@ -114,7 +114,7 @@ def test_scores_example_request(
         assert (scored["score"], scored["grade"]) == (own.score, own.grade)
         assert scored["reasons"], "a lead with engagement data should have reasons"
         for reason in scored["reasons"]:
-            assert set(reason) == {"field", "value", "impact"}
+            assert set(reason) == {"field", "value", "impact", "text"} and reason["text"]
             assert reason["field"] in model_fields
             assert reason["value"] == lead.get(reason["field"])
             assert reason["impact"] != 0
@@ -681,3 +681,24 @@ def test_the_objects_of_start_up_are_kept_out_of_full_collections(
         frozen = gc.get_freeze_count()
         assert frozen > 100_000
         assert len(gc.get_objects(generation=2)) < frozen
+
+
+def test_reasons_come_in_the_schemas_words(client: TestClient, demo_schema: LeadSchema) -> None:
+    """Every field the model reads has phrases in the demo schema; each reason carries its
+    phrase ("Asked for a demo"), numbers where they stand among the training leads."""
+    assert all(f.phrases for f in demo_schema.model_fields_in_order)
+    lead = {
+        "lead_id": new_id(),
+        "source": "referral",
+        "demo_requested": True,
+        "page_views": 500,
+        "company_size": None,
+    }
+    reasons = score(client, lead)["scores"][0]["reasons"]
+    texts = {reason["field"]: reason["text"] for reason in reasons}
+    assert texts["demo_requested"] == "Asked for a demo"
+    assert texts["source"] == "Referred by a customer"
+    assert texts["page_views"] == "500 page views (top 10%)"
+    assert texts["company_size"] == "Company size unknown"
+    stored = client.get(f"/v1/leads/{lead['lead_id']}").json()["latest_score"]["reasons"]
+    assert [r["text"] for r in stored] == [r["text"] for r in reasons]

@@ -69,6 +69,7 @@ def test_a_file_is_scored_as_the_scorer_scores_its_leads(
     if reasons:
         first = json.loads(scores["reasons"][0])
         assert [r["field"] for r in first] == [r.field for r in expected[0].reasons or []]
+        assert all(r["text"] for r in first)  # in the schema's words, as the API gives them
 
 
 def test_chunks_do_not_change_the_output(
