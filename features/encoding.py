@@ -34,6 +34,7 @@ MAX_CATEGORIES = 1_000
 
 #: Evenly spaced shares of the training leads a numeric field's values are kept at (every 5%).
 QUANTILES = 20
+MIN_QUANTILE_LEADS = 100
 
 #: Text read as a yes or a no, wherever leadloop reads booleans.
 TRUE_TOKENS = frozenset({"true", "yes", "y", "1", "t"})
@@ -261,7 +262,8 @@ def fit_encoder(
 
 
 def _quantiles(values: list[float]) -> tuple[float, ...]:
-    if not values:
+    """Kept from `MIN_QUANTILE_LEADS` values on: from a handful, "top 10%" would mean little."""
+    if len(values) < MIN_QUANTILE_LEADS:
         return ()
     shares = np.linspace(0.0, 1.0, QUANTILES + 1)
     return tuple(float(q) for q in np.quantile(np.asarray(values), shares))

@@ -75,10 +75,16 @@ def _label(name: str) -> str:
 
 
 def _shown(value: Any) -> str:
+    """A value as a rep reads it: "yes", "1,250", "2.5", "0.035"."""
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, float) and math.isfinite(value):
-        return f"{value:,.0f}" if value.is_integer() else f"{value:,.4g}"
+    if isinstance(value, int | float) and math.isfinite(value):
+        number = float(value) + 0.0  # -0.0 reads as 0
+        if number.is_integer():
+            return f"{number:,.0f}"
+        if abs(number) >= 1:
+            return f"{number:,.2f}".rstrip("0").rstrip(".")
+        return f"{number:.2g}"
     return str(value)
 
 
@@ -87,8 +93,10 @@ def _standing(value: float, quantiles: Sequence[float] | np.ndarray) -> str | No
     if len(quantiles) < 2:
         return None
     steps = len(quantiles) - 1
-    below = np.searchsorted(quantiles, value, side="left") / steps  # share of leads under it
-    at_or_below = np.searchsorted(quantiles, value, side="right") / steps
+    # The share of training leads surely under `value`, and the share at most at or under it:
+    # between two kept quantiles the share is only known to lie between theirs.
+    below = max(int(np.searchsorted(quantiles, value, side="left")) - 1, 0) / steps
+    at_or_below = int(np.searchsorted(quantiles, value, side="right")) / steps
     for share in STANDINGS:
         if below >= 1 - share:
             return f"top {share:.0%}"

@@ -71,7 +71,7 @@ class ReasonPhrases(BaseModel):
 
     #: By category, or `true`/`false` for a boolean: "webinar" -> "Came from a webinar".
     values: Annotated[dict[str, str], BeforeValidator(_text_keys)] = {}
-    #: When the field has no value: "Company size unknown".
+    #: When the field has no value: "Company size unknown" (plain text, no placeholder).
     missing: str | None = None
     #: Any value that raises the score, or lowers it: "{value} page views".
     raises: str | None = None
@@ -79,12 +79,16 @@ class ReasonPhrases(BaseModel):
 
     @model_validator(mode="after")
     def _check_placeholders(self) -> ReasonPhrases:
-        for phrase in [*self.values.values(), self.missing, self.raises, self.lowers]:
+        """A phrase that loads is one every request can fill in: `{value}` (text) or nothing."""
+        for phrase in [*self.values.values(), self.raises, self.lowers]:
             try:
-                names = {name for _, name, _, _ in Formatter().parse(phrase or "") if name}
-            except ValueError as exc:  # an unmatched brace
-                raise ValueError(f"phrase {phrase!r}: {exc}") from None
-            if names - {"value"}:
+                names = [name for _, name, _, _ in Formatter().parse(phrase or "")]
+                (phrase or "").format(value="")
+            except (ValueError, IndexError, KeyError, AttributeError) as exc:
+                raise ValueError(
+                    f"phrase {phrase!r}: the only placeholder is {{value}} ({exc})"
+                ) from None
+            if set(names) - {"value", None}:
                 raise ValueError(f"phrase {phrase!r}: the only placeholder is {{value}}")
         return self
 
@@ -127,7 +131,26 @@ class LeadField(BaseModel):
             raise ValueError(f"field {self.name!r}: minimum and maximum need a numeric field")
         if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
             raise ValueError(f"field {self.name!r}: minimum is above maximum")
+        if self.phrases is not None:
+            self._check_phrase_keys(set(self.phrases.values))
         return self
+
+    def _check_phrase_keys(self, keys: set[str]) -> None:
+        """Phrases for values the field can take: YAML reads an unquoted yes, no, on or off as
+        a boolean, which would otherwise be a phrase no category ever matches."""
+        if self.type is FieldType.BOOLEAN:
+            wrong = keys - {"true", "false"}
+        elif self.type is FieldType.CATEGORICAL:
+            wrong = (
+                keys & {"true", "false"} if self.categories is None else keys - {*self.categories}
+            )
+        else:
+            wrong = set()
+        if wrong:
+            raise ValueError(
+                f"field {self.name!r}: phrases for values it does not take: {sorted(wrong)} "
+                "(quote a category YAML reads as a boolean: 'yes', 'no', 'on', 'off')"
+            )
 
     @property
     def is_model_input(self) -> bool:
@@ -184,6 +207,13 @@ class LeadSchema(BaseModel):
 
     def field_with_role(self, role: FieldRole) -> LeadField | None:
         return next((f for f in self.fields if f.role is role), None)
+
+    def without_phrases(self) -> LeadSchema:
+        """This schema with no reason phrases: the leads it describes, not how reasons read."""
+        document = self.model_dump()
+        for field in document["fields"]:
+            field["phrases"] = None
+        return LeadSchema.model_validate(document)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json", exclude_defaults=True), sort_keys=False)

@@ -199,11 +199,17 @@ def test_fit_reads_leads_from_a_one_shot_iterator() -> None:
     assert encode_one(encoder, plan=3)["plan"] == 1.0
 
 
-def test_numeric_columns_keep_the_training_leads_quantiles(encoder: FeatureEncoder) -> None:
+def test_numeric_columns_keep_the_training_leads_quantiles(
+    encoder: FeatureEncoder, demo_schema: LeadSchema
+) -> None:
     """A reason says where a number stands among the training leads (`features.phrases`):
-    the encoder keeps each numeric field's quantiles, saved and loaded with it."""
+    the encoder keeps each numeric field's quantiles, saved and loaded with it; from a handful
+    of leads, none."""
+    assert encoder.columns[column(encoder, "page_views")].quantiles == ()  # two values only
+    leads = [{"lead_id": str(i), "page_views": float(i), "source": "seminar"} for i in range(150)]
+    encoder = fit_encoder(demo_schema, leads)
     views = encoder.columns[column(encoder, "page_views")]
-    assert views.quantiles == tuple(np.quantile([3.0, 10.0], np.linspace(0, 1, 21)))
+    assert views.quantiles == tuple(np.quantile(np.arange(150.0), np.linspace(0, 1, 21)))
     assert encoder.columns[column(encoder, "source")].quantiles == ()
     saved = json.loads(json.dumps(encoder.to_dict()))
     assert FeatureEncoder.from_dict(saved) == encoder

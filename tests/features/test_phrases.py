@@ -59,6 +59,7 @@ fields:
     [
         (20.0, "20 page views (top 10%)"),
         (18.5, "18.5 page views (top 10%)"),
+        (17.5, "17.5 page views (top 25%)"),  # between two quantiles: surely above 85% only
         (16.0, "16 page views (top 25%)"),
         (10.0, "10 page views"),
         (4.0, "4 page views (bottom 25%)"),
@@ -83,8 +84,39 @@ def test_a_value_shared_by_most_leads_is_no_extreme() -> None:
 def test_a_phrase_with_another_placeholder_is_refused_when_the_schema_loads() -> None:
     with pytest.raises(ValueError, match="only placeholder"):
         field(FieldType.NUMERIC, raises="{count} page views")
+    for broken in ("x {", "{}", "{value:d}", "{value.real}"):
+        with pytest.raises(ValueError, match="only placeholder"):
+            field(FieldType.NUMERIC, lowers=broken)
     with pytest.raises(SchemaError, match="phrase"):
         parse_schema(
             "name: t\nfields:\n  - {name: lead_id, type: text, role: id}\n"
-            "  - {name: x, type: numeric, phrases: {missing: 'x {'}}\n"
+            "  - {name: x, type: numeric, phrases: {raises: 'x {'}}\n"
         )
+    plain = field(FieldType.NUMERIC, missing="Size {unknown}")  # plain text, shown as written
+    assert reason_text(plain, "x", None, 1.0, ()) == "Size {unknown}"
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(2_500_000.25, "2,500,000.25"), (12_345.5, "12,345.5"), (0.035, "0.035"), (-0.0, "0")],
+)
+def test_numbers_read_as_numbers(value: float, shown: str) -> None:
+    assert reason_text(field(FieldType.NUMERIC), "x", value, 1.0, ()) == f"X is {shown}"
+
+
+def test_phrases_for_values_a_field_cannot_take_are_refused() -> None:
+    """YAML reads an unquoted `yes:` as a boolean: on a categorical field such a phrase would
+    never be shown, so the schema says so when it loads."""
+    head = "name: t\nfields:\n  - {name: lead_id, type: text, role: id}\n"
+    with pytest.raises(SchemaError, match="quote"):
+        parse_schema(head + "  - {name: opt_in, type: categorical, phrases: {values: {yes: In}}}\n")
+    with pytest.raises(SchemaError, match="webinr"):
+        parse_schema(
+            head + "  - {name: s, type: categorical, categories: [webinar],"
+            " phrases: {values: {webinr: Came from a webinar}}}\n"
+        )
+    quoted = parse_schema(
+        head + "  - {name: opt_in, type: categorical, phrases: {values: {'yes': In}}}\n"
+    )
+    opt_in = quoted.by_name["opt_in"]
+    assert reason_text(opt_in, opt_in.name, "yes", 1.0, ()) == "In"
