@@ -112,6 +112,24 @@ class SnapshotOut(Strict):
     reasons: list[ReasonOut] | None = Field(description="Null when it was asked without reasons.")
 
 
+class ScoreChangeOut(Strict):
+    """One score of a lead's history: when, by which model, and what it was."""
+
+    scored_at: datetime
+    model_version: str
+    probability: float
+    score: int
+    grade: str
+
+
+class LeadHistoryOut(Strict):
+    lead_id: str
+    scores: list[ScoreChangeOut] = Field(description="Newest first.")
+    next_before: datetime | None = Field(
+        description="Pass as `before` for the older scores; null when these are the first."
+    )
+
+
 class OutcomeOut(Strict):
     event_id: str
     outcome: str

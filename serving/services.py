@@ -173,6 +173,25 @@ def erase_lead(
         return erasure.erase_lead(session, lead_id, pii_key, now)
 
 
+def lead_history(
+    sessions: sessionmaker[Session], lead_id: str, before: datetime | None, limit: int
+) -> dict[str, Any] | None:
+    """One page of the lead's scores, newest first, and where the next page starts (None at
+    the first score); None if the store holds no such lead."""
+    if has_control_characters(lead_id):  # never stored; PostgreSQL refuses to compare a NUL
+        return None
+    with sessions() as session:
+        if repository.get_lead(session, lead_id) is None:
+            return None
+        page = repository.snapshots_before(session, lead_id, before, limit + 1)
+        more = len(page) > limit
+        return {
+            "lead_id": lead_id,
+            "scores": page[:limit],
+            "next_before": page[limit - 1].scored_at if more else None,
+        }
+
+
 def lead_view(sessions: sessionmaker[Session], lead_id: str) -> dict[str, Any] | None:
     """The lead, its latest score with reasons and its latest outcome; None if unknown.
 

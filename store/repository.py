@@ -175,6 +175,18 @@ def latest_snapshot(session: Session, lead_id: str) -> ScoreSnapshot | None:
     return session.scalars(query.order_by(*newest_first).limit(1)).first()
 
 
+def snapshots_before(
+    session: Session, lead_id: str, before: datetime | None, limit: int
+) -> list[ScoreSnapshot]:
+    """Up to `limit` of the lead's scores, newest first (among equal times the last written
+    first), scored before `before` when given: one page of its history."""
+    query = select(ScoreSnapshot).where(ScoreSnapshot.lead_id == lead_id)
+    if before is not None:
+        query = query.where(ScoreSnapshot.scored_at < before)
+    newest_first = (ScoreSnapshot.scored_at.desc(), ScoreSnapshot.id.desc())
+    return list(session.scalars(query.order_by(*newest_first).limit(limit)))
+
+
 def latest_outcome(session: Session, lead_id: str) -> OutcomeEvent | None:
     """The lead's latest closing outcome (won, lost or disqualified), by the rule training
     reads it with (`store.outcomes.in_event_order`)."""

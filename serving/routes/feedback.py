@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime
 
 from serving import services
 from serving.auth import requires
 from serving.deps import ScoresStored, StateDep
 from serving.routes import BODY_NOT_JSON
-from serving.schemas import ErasedOut, IngestOut, LeadOut, OutcomesIn
+from serving.schemas import ErasedOut, IngestOut, LeadHistoryOut, LeadOut, OutcomesIn
 from store.api_keys import Scope
 
 router = APIRouter(tags=["feedback"])
+#: The most scores one page of a lead's history holds.
+MAX_HISTORY = 1_000
 
 
 _CONFLICT = {409: {"description": "An `event_id` was used before with another payload."}}
@@ -36,6 +40,29 @@ def post_outcomes(body: OutcomesIn, state: StateDep) -> IngestOut | JSONResponse
     except services.ConflictingEventsError as exc:
         raise HTTPException(409, str(exc)) from exc
     return IngestOut(accepted=counts.accepted, duplicates=counts.duplicates)
+
+
+@router.get(
+    "/v1/leads/{lead_id:path}/history",
+    response_model=LeadHistoryOut,
+    dependencies=[requires(Scope.READ), ScoresStored],
+    responses={404: {"description": "The store holds no such lead."}},
+)
+def get_lead_history(
+    lead_id: str,
+    state: StateDep,
+    before: Annotated[
+        AwareDatetime | None, Query(description="Only scores from before this time.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_HISTORY, description="Scores at most.")] = 100,
+) -> dict:
+    """The lead's scores, newest first: when, by which model version, score and grade. (Declared
+    before the lead's own route, whose id may hold slashes: an id ending in `/history` reads
+    as this one.)"""
+    history = services.lead_history(state.sessions, lead_id, before, limit)
+    if history is None:
+        raise HTTPException(404, f"unknown lead {lead_id!r}")
+    return history
 
 
 @router.get(

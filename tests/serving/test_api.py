@@ -702,3 +702,55 @@ def test_reasons_come_in_the_schemas_words(client: TestClient, demo_schema: Lead
     assert texts["company_size"] == "Company size unknown"
     stored = client.get(f"/v1/leads/{lead['lead_id']}").json()["latest_score"]["reasons"]
     assert [r["text"] for r in stored] == [r["text"] for r in reasons]
+
+
+def test_a_leads_history_lists_its_scores_newest_first_a_page_at_a_time(
+    client: TestClient,
+) -> None:
+    lead_id = new_id("hist") + "/with-a-slash"  # ids may hold slashes
+    answers = [
+        score(client, {"lead_id": lead_id, "page_views": views, "demo_requested": views > 5})
+        for views in (0, 8, 40)
+    ]
+    page = client.get(f"/v1/leads/{quote(lead_id)}/history", params={"limit": 2})
+    assert page.status_code == 200, page.text
+    body = page.json()
+    assert body["lead_id"] == lead_id
+    expected = [
+        (a["model_version"], a["scores"][0]["score"], a["scores"][0]["grade"])
+        for a in reversed(answers)
+    ]
+    newest = [(s["model_version"], s["score"], s["grade"]) for s in body["scores"]]
+    assert newest == expected[:2]
+    times = [datetime.fromisoformat(s["scored_at"]) for s in body["scores"]]
+    assert times == sorted(times, reverse=True)
+    older = client.get(
+        f"/v1/leads/{quote(lead_id)}/history", params={"before": body["next_before"]}
+    ).json()
+    assert [(s["model_version"], s["score"], s["grade"]) for s in older["scores"]] == expected[2:]
+    assert older["next_before"] is None
+    assert client.get(f"/v1/leads/{quote(lead_id)}").json()["lead_id"] == lead_id
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "where"),
+    [
+        ("", 404, None),
+        ("?limit=0", 422, "limit"),
+        ("?limit=1001", 422, "limit"),
+        ("?before=2026-11-01T10:00:00", 422, "before"),  # a time without its zone
+        ("?before=yesterday", 422, "before"),
+    ],
+)
+def test_history_refusals_name_what_is_wrong(
+    client: TestClient, query: str, status: int, where: str | None
+) -> None:
+    lead_id = (
+        new_id("never-scored")
+        if status == 404
+        else score(client, {"lead_id": new_id()})["scores"][0]["lead_id"]
+    )
+    response = client.get(f"/v1/leads/{lead_id}/history{query}")
+    assert response.status_code == status, response.text
+    if where:
+        assert response.json()["detail"][0]["loc"] == ["query", where]

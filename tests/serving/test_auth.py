@@ -79,6 +79,13 @@ CALLS = [
         "/v1/leads/{lead_id}",
     ),
     Call(
+        "GET",
+        f"/v1/leads/{KNOWN_LEAD}/history",
+        Scope.READ,
+        "/v1/leads/{lead_id:path}/history",
+        "/v1/leads/{lead_id}/history",
+    ),
+    Call(
         "DELETE",
         "/v1/leads/never-stored",
         Scope.ADMIN,
