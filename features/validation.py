@@ -49,12 +49,21 @@ _TEXT_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def in_utc(moment: datetime) -> datetime:
+    """`moment` in UTC (naive read as UTC), if it has a UTC time: 9999-12-31T23:00-05:00 has
+    none, and a store converting it would fail."""
+    try:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("has no UTC time: it lies beyond the calendar's ends") from None
+
+
 def in_time_range(moment: datetime, tolerance: timedelta = FUTURE_TOLERANCE) -> datetime:
     """`moment` if it lies between `EARLIEST_TIME` and now + `tolerance` (naive read as UTC)."""
     latest = datetime.now(UTC) + tolerance
     try:
-        utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    except OverflowError:  # 9999-12-31T23:00-05:00 has no UTC time
+        utc: datetime | None = in_utc(moment)
+    except ValueError:
         utc = None
     if utc is None or not EARLIEST_TIME <= utc <= latest:
         raise ValueError(

@@ -117,16 +117,20 @@ class ScoreChangeOut(Strict):
 
     scored_at: datetime
     model_version: str
-    probability: float
-    score: int
-    grade: str
+    probability: float = Field(ge=0.0, le=1.0)
+    score: int = Field(ge=0, le=100)
+    grade: Literal["A", "B", "C", "D"]
 
 
 class LeadHistoryOut(Strict):
     lead_id: str
     scores: list[ScoreChangeOut] = Field(description="Newest first.")
     next_before: datetime | None = Field(
-        description="Pass as `before` for the older scores; null when these are the first."
+        description="Pass as `before`, with `next_before_id` as `before_id`, for the older "
+        "scores; null when these are the first."
+    )
+    next_before_id: int | None = Field(
+        description="The last score's id: scores of one time are paged by it."
     )
 
 

@@ -174,21 +174,26 @@ def erase_lead(
 
 
 def lead_history(
-    sessions: sessionmaker[Session], lead_id: str, before: datetime | None, limit: int
+    sessions: sessionmaker[Session],
+    lead_id: str,
+    before: tuple[datetime, int | None] | None,
+    limit: int,
 ) -> dict[str, Any] | None:
-    """One page of the lead's scores, newest first, and where the next page starts (None at
-    the first score); None if the store holds no such lead."""
+    """One page of the lead's scores, newest first, and where the next page starts (the last
+    score's time and id; None at the first score); None if the store holds no such lead."""
     if has_control_characters(lead_id):  # never stored; PostgreSQL refuses to compare a NUL
         return None
+    moment, before_id = before if before is not None else (None, None)
     with sessions() as session:
         if repository.get_lead(session, lead_id) is None:
             return None
-        page = repository.snapshots_before(session, lead_id, before, limit + 1)
-        more = len(page) > limit
+        page = repository.snapshots_before(session, lead_id, moment, before_id, limit + 1)
+        last = page[limit - 1] if len(page) > limit else None
         return {
             "lead_id": lead_id,
             "scores": page[:limit],
-            "next_before": page[limit - 1].scored_at if more else None,
+            "next_before": last.scored_at if last else None,
+            "next_before_id": last.id if last else None,
         }
 
 

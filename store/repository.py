@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Insert, func, select
+from sqlalchemy import Insert, and_, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -176,13 +176,19 @@ def latest_snapshot(session: Session, lead_id: str) -> ScoreSnapshot | None:
 
 
 def snapshots_before(
-    session: Session, lead_id: str, before: datetime | None, limit: int
+    session: Session, lead_id: str, before: datetime | None, before_id: int | None, limit: int
 ) -> list[ScoreSnapshot]:
     """Up to `limit` of the lead's scores, newest first (among equal times the last written
-    first), scored before `before` when given: one page of its history."""
+    first), scored before `before` (or at it and written before `before_id`): one page of its
+    history. One request that scores a lead twice stores both scores at one time."""
     query = select(ScoreSnapshot).where(ScoreSnapshot.lead_id == lead_id)
     if before is not None:
-        query = query.where(ScoreSnapshot.scored_at < before)
+        earlier = ScoreSnapshot.scored_at < before
+        if before_id is not None:
+            earlier = or_(
+                earlier, and_(ScoreSnapshot.scored_at == before, ScoreSnapshot.id < before_id)
+            )
+        query = query.where(earlier)
     newest_first = (ScoreSnapshot.scored_at.desc(), ScoreSnapshot.id.desc())
     return list(session.scalars(query.order_by(*newest_first).limit(limit)))
 

@@ -7,8 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime
+from pydantic import AfterValidator, AwareDatetime
 
+from features.validation import in_utc
 from serving import services
 from serving.auth import requires
 from serving.deps import ScoresStored, StateDep
@@ -17,6 +18,8 @@ from serving.schemas import ErasedOut, IngestOut, LeadHistoryOut, LeadOut, Outco
 from store.api_keys import Scope
 
 router = APIRouter(tags=["feedback"])
+#: A time with its zone that has a UTC time (`9999-12-31T23:00-05:00` has none).
+Moment = Annotated[AwareDatetime, AfterValidator(in_utc)]
 #: The most scores one page of a lead's history holds.
 MAX_HISTORY = 1_000
 
@@ -52,14 +55,19 @@ def get_lead_history(
     lead_id: str,
     state: StateDep,
     before: Annotated[
-        AwareDatetime | None, Query(description="Only scores from before this time.")
+        Moment | None, Query(description="Only scores from before this time (with its zone).")
+    ] = None,
+    before_id: Annotated[
+        int | None,
+        Query(description="With `before`: scores at that time too, if written before this id."),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_HISTORY, description="Scores at most.")] = 100,
 ) -> dict:
     """The lead's scores, newest first: when, by which model version, score and grade. (Declared
     before the lead's own route, whose id may hold slashes: an id ending in `/history` reads
     as this one.)"""
-    history = services.lead_history(state.sessions, lead_id, before, limit)
+    cursor = (before, before_id) if before is not None else None
+    history = services.lead_history(state.sessions, lead_id, cursor, limit)
     if history is None:
         raise HTTPException(404, f"unknown lead {lead_id!r}")
     return history

@@ -724,12 +724,29 @@ def test_a_leads_history_lists_its_scores_newest_first_a_page_at_a_time(
     assert newest == expected[:2]
     times = [datetime.fromisoformat(s["scored_at"]) for s in body["scores"]]
     assert times == sorted(times, reverse=True)
-    older = client.get(
-        f"/v1/leads/{quote(lead_id)}/history", params={"before": body["next_before"]}
-    ).json()
+    cursor = {"before": body["next_before"], "before_id": body["next_before_id"]}
+    older = client.get(f"/v1/leads/{quote(lead_id)}/history", params=cursor).json()
     assert [(s["model_version"], s["score"], s["grade"]) for s in older["scores"]] == expected[2:]
     assert older["next_before"] is None
     assert client.get(f"/v1/leads/{quote(lead_id)}").json()["lead_id"] == lead_id
+
+
+def test_history_pages_keep_scores_of_one_time(client: TestClient) -> None:
+    """A request that scores a lead twice stores both scores at one time: paging one at a time
+    still returns each once."""
+    lead_id = new_id("twice")
+    score(client, {"lead_id": lead_id, "page_views": 1}, {"lead_id": lead_id, "page_views": 30})
+    seen, params = [], {"limit": 1}
+    while True:
+        page = client.get(f"/v1/leads/{lead_id}/history", params=params).json()
+        seen += page["scores"]
+        if page["next_before"] is None:
+            break
+        params |= {"before": page["next_before"], "before_id": page["next_before_id"]}
+    assert len(seen) == 2 and seen[0]["scored_at"] == seen[1]["scored_at"]
+    assert {s["score"] for s in seen} == {
+        s["score"] for s in client.get(f"/v1/leads/{lead_id}/history").json()["scores"]
+    }
 
 
 @pytest.mark.parametrize(
@@ -740,6 +757,7 @@ def test_a_leads_history_lists_its_scores_newest_first_a_page_at_a_time(
         ("?limit=1001", 422, "limit"),
         ("?before=2026-11-01T10:00:00", 422, "before"),  # a time without its zone
         ("?before=yesterday", 422, "before"),
+        ("?before=9999-12-31T23:00:00-05:00", 422, "before"),  # no UTC time
     ],
 )
 def test_history_refusals_name_what_is_wrong(

@@ -21,6 +21,7 @@ from store.repository import (
     latest_outcome,
     latest_snapshot,
     report_frames,
+    snapshots_before,
     training_frames,
     upsert_leads,
 )
@@ -331,3 +332,32 @@ def test_created_times_name_the_stored_leads_only(sessions: sessionmaker[Session
         upsert_leads(session, [lead("a"), lead("b", at=NON_UTC)])
     with sessions() as session:
         assert created_times(session, ["a", "b", "nobody", "a"]) == {"a": T0, "b": NON_UTC}
+
+
+def test_history_pages_by_time_then_by_id(sessions: sessionmaker[Session]) -> None:
+    """Newest first; scores of one time (one request scoring a lead twice) in the order they
+    were written, and a page that ends among them continues with the rest."""
+    tie = T0 + timedelta(hours=5)
+    with sessions.begin() as session:
+        upsert_leads(session, [lead("a"), lead("b")])
+        add_snapshots(
+            session,
+            [
+                snapshot("a", T0 + timedelta(hours=1), 0.1),
+                snapshot("a", tie, 0.2),
+                snapshot("a", tie, 0.3),
+                snapshot("a", T0 + timedelta(hours=9), 0.4),
+                snapshot("b", T0 + timedelta(hours=7), 0.9),
+            ],
+        )
+    with sessions() as session:
+        pages, cursor = [], (None, None)
+        while True:
+            page = snapshots_before(session, "a", *cursor, limit=2)
+            pages.append([s.probability for s in page])
+            if len(page) < 2:
+                break
+            cursor = (page[-1].scored_at, page[-1].id)
+        assert pages == [[0.4, 0.3], [0.2, 0.1], []]
+        earlier = snapshots_before(session, "a", tie, None, limit=10)
+        assert [s.probability for s in earlier] == [0.1]
