@@ -10,11 +10,10 @@ whether 14 is many.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
 
 from features.encoding import FeatureEncoder, category_label, is_missing
 from features.schema import FieldType, LeadField, LeadSchema
@@ -29,13 +28,11 @@ class Phrasebook:
     """The words of the reasons of one model (its fields' quantiles) under one lead schema."""
 
     schema: LeadSchema
-    quantiles: dict[str, np.ndarray]
+    quantiles: dict[str, tuple[float, ...]]
 
     @classmethod
     def of(cls, schema: LeadSchema, encoder: FeatureEncoder) -> Phrasebook:
-        return cls(
-            schema, {c.name: np.asarray(c.quantiles) for c in encoder.columns if c.quantiles}
-        )
+        return cls(schema, {c.name: c.quantiles for c in encoder.columns if c.quantiles})
 
     def text(self, name: str, value: Any, impact: float) -> str:
         field = self.schema.by_name.get(name)
@@ -47,7 +44,7 @@ def reason_text(
     name: str,
     value: Any,
     impact: float,
-    quantiles: Sequence[float] | np.ndarray,
+    quantiles: Sequence[float],
 ) -> str:
     """The words of one reason on field `name` (`field` None: a field the schema no longer has).
     `quantiles` are the field's values at evenly spaced shares of the training leads (empty
@@ -88,15 +85,15 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
-def _standing(value: float, quantiles: Sequence[float] | np.ndarray) -> str | None:
+def _standing(value: float, quantiles: Sequence[float]) -> str | None:
     """ "top 10%", "bottom 25%"... when `value` lies at either end of the training leads."""
     if len(quantiles) < 2:
         return None
     steps = len(quantiles) - 1
     # The share of training leads surely under `value`, and the share at most at or under it:
     # between two kept quantiles the share is only known to lie between theirs.
-    below = max(int(np.searchsorted(quantiles, value, side="left")) - 1, 0) / steps
-    at_or_below = int(np.searchsorted(quantiles, value, side="right")) / steps
+    below = max(bisect_left(quantiles, value) - 1, 0) / steps
+    at_or_below = bisect_right(quantiles, value) / steps
     for share in STANDINGS:
         if below >= 1 - share:
             return f"top {share:.0%}"

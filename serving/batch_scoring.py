@@ -117,13 +117,12 @@ def _id_column(schema: LeadSchema) -> str:
 
 
 def _check_columns(columns: list[str], lead_in: type[BaseModel], id_column: str) -> None:
-    """`columns` (the id column renamed `lead_id`) are the lead model's, each once."""
+    """`columns` (the id column renamed `lead_id`) are the lead model's, each once (the reader
+    refuses a header that names a column twice: only the renaming can)."""
     if len(set(columns)) < len(columns):
         raise BatchFileError(
             f"the id column appears twice: {id_column!r} (the schema's id field) and "
             f"{LEAD_ID_KEY!r}; keep one of them"
-            if id_column != LEAD_ID_KEY
-            else "a column appears twice"
         )
     unknown = [c for c in columns if c not in lead_in.model_fields]
     if unknown:
