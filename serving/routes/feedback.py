@@ -22,6 +22,8 @@ router = APIRouter(tags=["feedback"])
 Moment = Annotated[AwareDatetime, AfterValidator(in_utc)]
 #: The most scores one page of a lead's history holds.
 MAX_HISTORY = 1_000
+#: The largest id a store's 64-bit key holds (PostgreSQL refuses to compare a larger number).
+MAX_ID = 2**63 - 1
 
 
 _CONFLICT = {409: {"description": "An `event_id` was used before with another payload."}}
@@ -59,7 +61,11 @@ def get_lead_history(
     ] = None,
     before_id: Annotated[
         int | None,
-        Query(description="With `before`: scores at that time too, if written before this id."),
+        Query(
+            ge=0,
+            le=MAX_ID,
+            description="With `before`: scores at that time too, if written before this id.",
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_HISTORY, description="Scores at most.")] = 100,
 ) -> dict:

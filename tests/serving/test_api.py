@@ -758,6 +758,7 @@ def test_history_pages_keep_scores_of_one_time(client: TestClient) -> None:
         ("?before=2026-11-01T10:00:00", 422, "before"),  # a time without its zone
         ("?before=yesterday", 422, "before"),
         ("?before=9999-12-31T23:00:00-05:00", 422, "before"),  # no UTC time
+        ("?before=2026-11-01T10:00:00Z&before_id=99999999999999999999", 422, "before_id"),
     ],
 )
 def test_history_refusals_name_what_is_wrong(
