@@ -51,27 +51,27 @@ def reason_text(
     when unknown)."""
     phrases = field.phrases if field else None
     if is_missing(value):
-        return (phrases.missing if phrases else None) or f"{_label(name)} is unknown"
-    shown = _shown(value)
+        return (phrases.missing if phrases else None) or f"{field_label(name)} is unknown"
+    shown = shown_value(value)
     phrase = None
     if phrases is not None:
         label = category_label(value)
         phrase = phrases.values.get(label.lower() if isinstance(value, bool) else label or "")
         phrase = phrase or (phrases.raises if impact > 0 else phrases.lowers)
-    text = phrase.format(value=shown) if phrase else f"{_label(name)} is {shown}"
+    text = phrase.format(value=shown) if phrase else f"{field_label(name)} is {shown}"
     if field is not None and field.type is FieldType.NUMERIC:
         standing = _standing(float(value), quantiles)
         text += f" ({standing})" if standing else ""
     return text
 
 
-def _label(name: str) -> str:
+def field_label(name: str) -> str:
     """A field name as a rep reads it: "company_size" -> "Company size"."""
     words = name.replace("_", " ").strip()
     return words[:1].upper() + words[1:]
 
 
-def _shown(value: Any) -> str:
+def shown_value(value: Any) -> str:
     """A value as a rep reads it: "yes", "1,250", "2.5", "0.035"."""
     if isinstance(value, bool):
         return "yes" if value else "no"
