@@ -4,11 +4,14 @@ refused, and a final state that does not depend on arrival order (SQLite and Pos
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -16,6 +19,7 @@ from serving.services import (
     ConflictingEventsError,
     InvalidOutcomesError,
     RecordedOutcomes,
+    erase_lead,
     record_outcomes,
 )
 from store import repository
@@ -135,6 +139,56 @@ def test_unknown_leads_and_outcomes_before_the_lead_are_named(
         (1, "occurred_at"),
     ]
     assert stored_count(sessions) == 0
+
+
+@contextmanager
+def erased_midway(sessions: sessionmaker[Session], lead_id: str) -> Iterator[None]:
+    """Erase `lead_id`, through a connection of its own, once the service has read which leads
+    the store holds and before it adds their outcomes: an erasure racing an ingest, made
+    certain by timing it on the service's query of the leads' creation times."""
+    engine = sessions.kw["bind"]
+    erased: list[str] = []
+
+    def erase(*args: Any) -> None:
+        statement = args[2]
+        if not erased and "leads.created_at" in statement:
+            erased.append(lead_id)
+            assert erase_lead(sessions, lead_id, PII_KEY, NOW) is not None
+
+    sqlalchemy_event.listen(engine, "after_cursor_execute", erase)
+    try:
+        yield
+    finally:
+        sqlalchemy_event.remove(engine, "after_cursor_execute", erase)
+    assert erased == [lead_id], "the service no longer reads the leads' creation times"
+
+
+def test_a_lead_erased_while_its_outcomes_are_stored_is_named_like_any_erased_lead(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A 422 naming the lead, not a 500: the store's own check of the leads finds it gone."""
+    store_leads(sessions, "a", "b")
+    with erased_midway(sessions, "b"), pytest.raises(InvalidOutcomesError) as caught:
+        record(sessions, [event("e1"), event("e2", "b")], NOW)
+    assert caught.value.problems == [
+        (1, "lead_id", "the lead was erased on request: nothing of it is stored")
+    ]
+    assert stored_count(sessions) == 0
+
+
+def test_a_reason_longer_than_the_column_once_masked_is_cut_to_it(
+    sessions: sessionmaker[Session],
+) -> None:
+    """`a@b.co` is masked as `[email]`, a character longer: a reason the API takes at 497
+    characters grows past the column's 500 (PostgreSQL refused it, a 500)."""
+    store_leads(sessions, "a")
+    reason = "a@b.co " * 71  # 497 characters; 568 masked
+    record(sessions, [event("e1", reason=reason)], NOW)
+    again = record(sessions, [event("e1", reason=reason)], NOW)  # a replay: the same event
+    assert again == RecordedOutcomes(accepted=1, duplicates=0)
+    with sessions() as session:
+        stored = repository.stored_events(session, ["e1"])["e1"]["reason"]
+    assert len(stored) == 500 and stored.startswith("[email] [email]") and "@" not in stored
 
 
 def tied_history(lead_id: str) -> list[dict[str, Any]]:
