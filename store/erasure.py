@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from store.tables import ErasedLead, Lead, OutcomeEvent, ScoreSnapshot
+from store.tables import ErasedLead, Lead, OutcomeEvent, ScoreSnapshot, WebhookDelivery
 
 _IN_CHUNK = 500
 
@@ -31,15 +31,17 @@ class ErasedRows:
 
 
 def erase_lead(session: Session, lead_id: str, key: bytes, now: datetime) -> ErasedRows | None:
-    """Remove the lead, its score snapshots and its outcome events, and remember the erasure;
-    None (and nothing remembered) if the store holds no such lead."""
+    """Remove the lead, its score snapshots, its outcome events and the webhooks it fired (sent
+    or not), and remember the erasure; None (and nothing remembered) if the store holds no such
+    lead."""
     if session.get(Lead, lead_id) is None:
         return None
     removed = ErasedRows(
         snapshots=_count(session, ScoreSnapshot, lead_id),
         outcomes=_count(session, OutcomeEvent, lead_id),
     )
-    for table in (ScoreSnapshot, OutcomeEvent, Lead):  # explicit: no reliance on cascades
+    # Explicit: no reliance on cascades (SQLite runs them only with PRAGMA foreign_keys on).
+    for table in (ScoreSnapshot, OutcomeEvent, WebhookDelivery, Lead):
         session.execute(delete(table).where(table.lead_id == lead_id))
     lead_hash = lead_id_hash(lead_id, key)
     if session.get(ErasedLead, lead_hash) is None:

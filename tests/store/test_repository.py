@@ -218,6 +218,20 @@ def test_latest_snapshot_breaks_a_tie_by_the_last_written(
         assert newest is not None and newest.probability == 0.8
 
 
+def test_add_snapshots_returns_the_new_ids_in_the_rows_order_when_asked(
+    sessions: sessionmaker[Session],
+) -> None:
+    rows = [snapshot(lead_id, T0, 0.5) for lead_id in ("c", "a", "b", "a")]
+    with sessions.begin() as session:
+        upsert_leads(session, [lead("a"), lead("b"), lead("c")])
+        assert add_snapshots(session, rows[:1]) == []  # not asked: not read
+        ids = add_snapshots(session, rows[1:], return_ids=True)
+        assert add_snapshots(session, [], return_ids=True) == []
+    with sessions() as session:
+        stored = dict(session.execute(select(ScoreSnapshot.id, ScoreSnapshot.lead_id)).all())
+    assert len(set(ids)) == 3 and [stored[i] for i in ids] == ["a", "b", "a"]
+
+
 def test_database_refuses_an_unknown_outcome(sessions: sessionmaker[Session]) -> None:
     """The check constraint guards the labels even against writers that bypass the API."""
     with sessions.begin() as session:
