@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import math
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -17,13 +19,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import State
 
 from features.schema import load_schema
 from models.registry import CHAMPION, LoadedScorer, mlflow_client
 from serving.auth import AUTH_RESPONSES, KeyRequired
+from serving.card_links import CardLinks
 from serving.champion_watch import ChampionWatch
+from serving.crm import CrmSetup
+from serving.crm.mapping import load_crm_mapping
 from serving.key_cache import KeyCache
+from serving.lead_card import card_policy
 from serving.limits import (
     LIMIT_RESPONSES,
     RATE_LIMIT_RESPONSES,
@@ -32,18 +39,28 @@ from serving.limits import (
     TokenBuckets,
 )
 from serving.metrics import Metrics, RecordMetrics
-from serving.routes import feedback, model, operations, reports
+from serving.model_versions import ModelVersions
+from serving.routes import card, crm, feedback, model, operations, reports, webhooks
 from serving.routes.scoring import scoring_router
 from serving.schemas import scores_request_model
 from serving.settings import Settings
 from serving.state import AppState
+from serving.webhooks import WebhookDispatcher, webhook_target
 from store.api_keys import Scope
 from store.db import make_engine, migrate, session_factory
+from store.disqualified import (
+    DisqualifiedIndex,
+    load_disqualified_index,
+    refresh_disqualified_index,
+)
 from store.repository import training_frames
 from store.snapshot_writer import SnapshotWriter
 from training.fallback import FALLBACK_VERSION, fallback_scorer
 
 log = logging.getLogger("leadloop.serving")
+#: Seconds between two complete reads of the disqualified leads (changes are read every
+#: `LEADLOOP_DISQUALIFIED_POLL_SECONDS`).
+FULL_RELOAD_SECONDS = 600.0
 
 #: Where Swagger UI's and ReDoc's scripts and styles are served from (fastapi-offline ships
 #: them): /docs and /redoc work without reaching a CDN.
@@ -66,6 +83,16 @@ ROUTE_ANSWERS: dict[tuple[str, str], dict[int, str]] = {
 def create_app(settings: Settings) -> FastAPI:
     """The API for `settings`; nothing is opened until the app starts."""
     schema = load_schema(settings.schema_path)
+    # Checked when the settings were read; loaded once here, like the schema.
+    crm_setup = CrmSetup(
+        mapping=load_crm_mapping(settings.crm_mapping) if settings.crm_mapping else None,
+        hubspot_secret=(
+            settings.hubspot_client_secret.get_secret_value().encode("utf-8")
+            if settings.hubspot_client_secret is not None
+            else None
+        ),
+        salesforce_organization_id=settings.salesforce_organization_id,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -73,9 +100,8 @@ def create_app(settings: Settings) -> FastAPI:
         migrate(engine)
         # Until `leadloop report` writes there, /reports/ answers 404 rather than failing.
         settings.reports_dir.mkdir(parents=True, exist_ok=True)
-        watch = ChampionWatch(
-            mlflow_client(settings.mlflow_tracking_uri), settings.model_name, schema
-        )
+        registry = mlflow_client(settings.mlflow_tracking_uri)
+        watch = ChampionWatch(registry, settings.model_name, schema)
         sessions = session_factory(engine)
         writer = SnapshotWriter(
             settings.database_url,
@@ -84,6 +110,7 @@ def create_app(settings: Settings) -> FastAPI:
             capacity=settings.snapshot_queue,
             linger_seconds=settings.snapshot_linger_seconds,
             wait_seconds=settings.store_wait_seconds,
+            webhook_rules=settings.webhook_rules(),
         )
         state = AppState(
             schema=schema,
@@ -92,15 +119,35 @@ def create_app(settings: Settings) -> FastAPI:
             sessions=sessions,
             writer=writer,
             reports_dir=settings.reports_dir,
+            versions=ModelVersions(registry, settings.model_name),
+            card_links=CardLinks(settings.card_key_bytes, settings.card_link_seconds),
+            card_policy=card_policy(settings.card_frame_ancestors),
+            public_url=str(settings.public_url).rstrip("/") if settings.public_url else None,
             registry=watch.view,
             keys=KeyCache(settings.key_cache_seconds),
+            shared_email_domains=frozenset(
+                d.strip().casefold() for d in settings.shared_email_domains
+            ),
+            crm=crm_setup,
         )
         app.state.leadloop = state
         await _first_model(state, watch, settings.model_load_timeout_seconds)
         _keep_out_of_full_collections()
         following = asyncio.create_task(_follow(state, watch, settings.model_poll_seconds))
+        flagging = asyncio.create_task(
+            _follow_disqualified(state, settings.disqualified_poll_seconds)
+        )
+        # Webhooks the stored scores owe the CRM, sent from the outbox in the background.
+        target = webhook_target(settings)
+        dispatcher = None
+        if target is not None:
+            dispatcher = WebhookDispatcher(sessions, target, settings.webhook_poll_seconds)
+            dispatcher.start()
         yield
         following.cancel()
+        flagging.cancel()
+        if dispatcher is not None:
+            await dispatcher.stop()
         await asyncio.to_thread(writer.close)  # the requests have finished: store their scores
         engine.dispose()
         gc.unfreeze()  # an app started in a process that goes on (a test) leaves no garbage
@@ -127,8 +174,11 @@ def create_app(settings: Settings) -> FastAPI:
     # hold no data (`operations` declares the key its /metrics needs).
     keyed = AUTH_RESPONSES | RATE_LIMIT_RESPONSES | LIMIT_RESPONSES
     app.include_router(scoring_router(scores_request_model(schema)), responses=keyed)
-    for routes in (feedback, model, reports):
+    # The card's routes first: a lead id may hold slashes, and `/v1/leads/{id}` takes any.
+    app.include_router(card.router, responses=LIMIT_RESPONSES)
+    for routes in (feedback, model, reports, webhooks):
         app.include_router(routes.router, responses=keyed)
+    app.include_router(crm.router, responses=keyed)  # a key in `?key=` too: Salesforce
     app.include_router(operations.router, responses=LIMIT_RESPONSES)
     # What `leadloop report` wrote: the dashboard at /reports/ and each report beside it.
     report_files = StaticFiles(directory=settings.reports_dir, html=True, check_dir=False)
@@ -215,6 +265,29 @@ async def _follow(state: AppState, watch: ChampionWatch, every: float) -> None:
         if loaded is not None:
             state.model = loaded  # one assignment: each request sees one model or the other
             gc.freeze()  # the new model too (the old one is freed as it is let go)
+
+
+async def _follow_disqualified(state: AppState, every: float) -> None:
+    """Keep the disqualified leads and domains scores are flagged with as the store has them:
+    every `every` seconds a look at how far the store has got (two indexed reads), and when it
+    moved, a read of what changed; everything again every `FULL_RELOAD_SECONDS` (a lead sent
+    again with another e-mail domain changes no outcome)."""
+    loaded_whole = -math.inf
+    while True:
+        whole = time.monotonic() - loaded_whole > FULL_RELOAD_SECONDS
+        try:
+            state.disqualified = await asyncio.to_thread(_disqualified, state, whole)
+            loaded_whole = time.monotonic() if whole else loaded_whole
+        except SQLAlchemyError as exc:  # the store is out of reach: keep the last index
+            log.warning("cannot read the disqualified leads: %s", exc)
+        await asyncio.sleep(every)
+
+
+def _disqualified(state: AppState, whole: bool) -> DisqualifiedIndex:
+    with state.sessions() as session:
+        if whole:
+            return load_disqualified_index(session)
+        return refresh_disqualified_index(session, state.disqualified)
 
 
 def _keep_out_of_full_collections() -> None:

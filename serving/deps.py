@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Query, Request
 
 from models.registry import LoadedScorer
 from serving.state import AppState
@@ -36,6 +36,17 @@ def scores_stored(request: Request) -> None:
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
+#: How a lead's card (and the sentence of why its score moved) writes numbers and times.
+Lang = Annotated[
+    str | None,
+    Query(
+        max_length=35,
+        description="Language of numbers and dates (`de`, `en-GB`); default: the browser's.",
+    ),
+]
+Zone = Annotated[
+    str | None, Query(max_length=64, description="Time zone of the times (`Europe/Paris`; UTC).")
+]
 ModelDep = Annotated[LoadedScorer, Depends(get_model)]
 #: A route dependency: see `scores_stored`.
 ScoresStored = Depends(scores_stored)

@@ -47,12 +47,26 @@ class ReasonOut(Strict):
     )
 
 
+class PreviouslyDisqualifiedOut(Strict):
+    at: datetime = Field(description="When sales disqualified it.")
+    reason: str | None = Field(description="Why, as the CRM said (e-mail and phone masked).")
+    matched: Literal["lead", "email_domain"] = Field(
+        description="`lead`: this lead was disqualified (its final outcome); `email_domain`: "
+        "another lead of its e-mail domain was, and no lead of that domain was won (free-mail "
+        "domains never match)."
+    )
+
+
 class ScoreOut(Strict):
     lead_id: str
     probability: float = Field(ge=0.0, le=1.0)
     score: int = Field(ge=0, le=100)
     grade: Literal["A", "B", "C", "D"]
     reasons: list[ReasonOut] | None = Field(description="Null when asked without reasons.")
+    previously_disqualified: PreviouslyDisqualifiedOut | None = Field(
+        description="Set when sales already disqualified this lead, or its company: marketing "
+        "should not hand it over again. Null otherwise."
+    )
 
 
 class ScoresOut(Strict):
@@ -112,7 +126,7 @@ class SnapshotOut(Strict):
     reasons: list[ReasonOut] | None = Field(description="Null when it was asked without reasons.")
 
 
-class ScoreChangeOut(Strict):
+class PastScoreOut(Strict):
     """One score of a lead's history: when, by which model, and what it was."""
 
     scored_at: datetime
@@ -124,7 +138,7 @@ class ScoreChangeOut(Strict):
 
 class LeadHistoryOut(Strict):
     lead_id: str
-    scores: list[ScoreChangeOut] = Field(description="Newest first.")
+    scores: list[PastScoreOut] = Field(description="Newest first.")
     next_before: datetime | None = Field(
         description="Pass as `before`, with `next_before_id` as `before_id`, for the older "
         "scores; null when these are the first."
@@ -132,6 +146,52 @@ class LeadHistoryOut(Strict):
     next_before_id: int | None = Field(
         description="The last score's id: scores of one time are paged by it."
     )
+
+
+class FieldChangeOut(Strict):
+    field: str
+    old_value: Any
+    new_value: Any
+    points: float = Field(
+        description="Score points the change brought, scored by the earlier score's model "
+        "(its Shapley value among the lead's changes; 0 for a field the model does not read)."
+    )
+
+
+class LeadChangeOut(Strict):
+    """Why a lead's score moved between two of its scores."""
+
+    lead_id: str
+    earlier: PastScoreOut
+    later: PastScoreOut
+    score_change: int = Field(description="`later.score - earlier.score`.")
+    data_points: float | None = Field(
+        description="The part of the change from the lead's data (the sum of `fields`' "
+        "points); null when a model of the two can no longer be loaded."
+    )
+    model_points: float | None = Field(
+        description="The part from a new model version: the later data scored by both models."
+    )
+    rounding_points: float | None = Field(
+        description="What whole-point scores add: `data_points + model_points + "
+        "rounding_points = score_change`, and it is less than 1 in size."
+    )
+    fields: list[FieldChangeOut] = Field(description="Fields whose value changed, largest first.")
+    summary: str = Field(description="The change in one sentence, as the lead's card says it.")
+
+
+class CardLinkIn(Strict):
+    expires_in: int | None = Field(
+        default=None,
+        ge=60,
+        description="Seconds the link stays valid (default and most: the service's "
+        "`LEADLOOP_CARD_LINK_SECONDS`).",
+    )
+
+
+class CardLinkOut(Strict):
+    url: str = Field(description="The card's signed address: embed it in the CRM's frame.")
+    expires_at: datetime
 
 
 class OutcomeOut(Strict):
@@ -188,3 +248,30 @@ class AlertsOut(Strict):
     as_of: str
     alerts: list[AlertOut]
     kpis: dict[str, Any] = Field(description="The dashboard's shared figures.")
+
+
+class WebhookDeliveryOut(Strict):
+    """A webhook owed to the CRM, and how its attempts went."""
+
+    id: int = Field(description="The body's `id`: the same on every attempt.")
+    event: Literal["grade_changed", "score_crossed"]
+    lead_id: str
+    status: Literal["pending", "delivered", "failed"] = Field(
+        description="`failed`: given up, after the last attempt allowed or a 410 Gone."
+    )
+    attempts: int = Field(description="Attempts made so far.")
+    created_at: datetime = Field(description="When the lead was scored with the change.")
+    next_attempt_at: datetime | None = Field(description="Null once delivered or given up.")
+    last_attempt_at: datetime | None
+    last_status_code: int | None = Field(
+        description="The receiver's HTTP status at the last attempt; null: no answer."
+    )
+    last_error: str | None = Field(description="Why the last attempt failed, in a few words.")
+    delivered_at: datetime | None
+
+
+class WebhookDeliveriesOut(Strict):
+    deliveries: list[WebhookDeliveryOut] = Field(description="Newest first.")
+    next_before_id: int | None = Field(
+        description="Pass as `before_id` for the older deliveries; null when these are the first."
+    )

@@ -7,20 +7,45 @@ import os
 import secrets
 import tempfile
 from functools import cached_property
+from ipaddress import ip_address
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from features.pii import SHARED_EMAIL_DOMAINS
 from features.schema import DEMO_SCHEMA_PATH
 
 if TYPE_CHECKING:  # the services import MLflow and pandas: only the commands that use them do
     from reports.service import ReportConfig
+    from store.webhook_outbox import WebhookRules
     from training.pipeline import TrainingConfig
     from training.tracking import TrackingTarget
 
 log = logging.getLogger("leadloop")
+
+#: A CSP source a frame may come from: an origin, a subdomain wildcard, or 'self'. Nothing
+#: else, so no value can end the header's directive and add another.
+Origin = Annotated[
+    str, StringConstraints(pattern=r"^('self'|https?://(\*\.)?[A-Za-z0-9.-]+(:[0-9]{1,5})?)$")
+]
+
+
+def _crm_mapping_checked(path: Path) -> Path:
+    """`path`, if it holds a valid CRM mapping: a wrong file stops every command at once."""
+    from serving.crm.mapping import load_crm_mapping  # only when a mapping is set
+
+    load_crm_mapping(path)
+    return path
 
 
 class Settings(BaseSettings):
@@ -52,6 +77,67 @@ class Settings(BaseSettings):
     #: `pii_key_file` (made on first use, readable by its owner only).
     pii_key: SecretStr | None = None
     pii_key_file: Path = Path("var/pii.key")
+
+    # The lead card a CRM frames (`/v1/leads/{id}/card`).
+    #: Secret that signs card links (32 characters at least); unset, the key in
+    #: `card_key_file` (made on first use). Several machines serving one store share it.
+    card_key: SecretStr | None = Field(default=None, min_length=32)
+    card_key_file: Path = Path("var/card.key")
+    #: Seconds a card link stays valid, unless a shorter time is asked for.
+    card_link_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    #: Origins allowed to frame the card (`Content-Security-Policy: frame-ancestors`), e.g.
+    #: `["https://*.lightning.force.com", "https://app.hubspot.com"]`; none: no frame may.
+    card_frame_ancestors: list[Origin] = []
+    #: The service's address as the CRM reaches it, for absolute card links (unset: the
+    #: address the request came to).
+    public_url: AnyHttpUrl | None = None
+
+    # Webhooks out to the CRM when a lead's grade changes or its score crosses a threshold.
+    #: Where they are posted (unset: none is sent, and none is owed: the store writes nothing).
+    #: https, but to a loopback address or with `env=development`: the body holds lead data
+    #: and a card link.
+    webhook_url: AnyHttpUrl | None = None
+    #: The secret each webhook is signed with (HMAC-SHA256), at least 16 characters; required
+    #: with a URL: a receiver must be able to tell leadloop's posts from anyone's.
+    webhook_secret: SecretStr | None = Field(default=None, validate_default=True)
+    #: The events sent: `grade_changed`, `score_crossed` (of a threshold below).
+    webhook_events: list[Literal["grade_changed", "score_crossed"]] = Field(
+        default=["grade_changed", "score_crossed"], min_length=1
+    )
+    #: Scores whose crossing, up or down, fires `score_crossed`: 70 fires on 69 -> 70 and on
+    #: 70 -> 69 (0 could never be crossed).
+    webhook_thresholds: list[Annotated[int, Field(ge=1, le=100)]] = []
+    #: Attempts at a delivery before it is given up (`failed`): with the waits below, a day.
+    webhook_max_attempts: int = Field(default=24, ge=1, le=1000)
+    #: Seconds between a failed attempt and the next, the last repeated; each stretched or
+    #: shrunk by up to 20% at random, so that a receiver back up is not hit by all at once.
+    webhook_backoff_seconds: list[Annotated[float, Field(gt=0, le=24 * 3600)]] = Field(
+        default=[10, 30, 120, 600, 1800, 3600], min_length=1
+    )
+    #: Seconds the receiver has to answer one delivery.
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    #: Seconds between two looks for deliveries due.
+    webhook_poll_seconds: float = Field(default=2.0, gt=0, le=600)
+
+    # Outcomes straight from the CRM (`POST /v1/crm/hubspot`, `POST /v1/crm/salesforce`).
+    #: The YAML file that maps CRM stages onto outcomes (`examples/crm/stages.yaml`), checked
+    #: when the settings are read; unset, both routes answer 404 saying how to set it.
+    crm_mapping: Annotated[Path, AfterValidator(_crm_mapping_checked)] | None = None
+    #: The client secret of the HubSpot app a workflow's webhook is signed with: set, a HubSpot
+    #: request without a valid, recent X-HubSpot-Signature-v3 is refused (unset: unchecked).
+    hubspot_client_secret: SecretStr | None = None
+    #: The Salesforce organization (its 15- or 18-character id) whose outbound messages are
+    #: taken; unset, any organization's (the API key alone guards the route).
+    salesforce_organization_id: (
+        Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$")] | None
+    ) = None
+
+    #: E-mail domains many people share (free mail): a lead disqualified at one says nothing
+    #: of the next lead there, so they are never flagged as a disqualified company.
+    shared_email_domains: list[str] = list(SHARED_EMAIL_DOMAINS)
+    #: Seconds between two looks for new closing outcomes (the disqualified leads and
+    #: domains a score is flagged with are reloaded when there are).
+    disqualified_poll_seconds: float = Field(default=2.0, gt=0)
 
     #: Seconds a running service remembers a valid API key instead of asking the store on each
     #: request: a revoked key is refused within this time (0: ask the store every time).
@@ -89,6 +175,35 @@ class Settings(BaseSettings):
     #: Seconds a request waits for room in the queue, or for the store, before a 503.
     store_wait_seconds: float = Field(default=10.0, gt=0)
 
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url_private(
+        cls, url: AnyHttpUrl | None, info: ValidationInfo
+    ) -> AnyHttpUrl | None:
+        if (
+            url is not None
+            and url.scheme == "http"
+            and info.data.get("env") != "development"
+            and not _loopback(url.host or "")
+        ):
+            raise ValueError(
+                "plain http would let anyone on the way read the leads' scores and card links: "
+                "use https (http is for a loopback address, or LEADLOOP_ENV=development)"
+            )
+        return url
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_signed(cls, secret: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if info.data.get("webhook_url") is not None and (
+            secret is None or len(secret.get_secret_value()) < 16
+        ):
+            raise ValueError(
+                "a webhook URL needs a secret of at least 16 characters to sign with, e.g. "
+                "`python -c 'import secrets; print(secrets.token_hex(32))'`"
+            )
+        return secret
+
     @property
     def store_folder_made(self) -> bool:
         """Whether opening the store may create its SQLite folder: only the default `var/`, so
@@ -101,6 +216,13 @@ class Settings(BaseSettings):
         if self.pii_key is not None:
             return self.pii_key.get_secret_value().encode("utf-8")
         return key_in_file(self.pii_key_file)
+
+    @cached_property
+    def card_key_bytes(self) -> bytes:
+        """`card_key`, or the key in `card_key_file`, made there on first use."""
+        if self.card_key is not None:
+            return self.card_key.get_secret_value().encode("utf-8")
+        return key_in_file(self.card_key_file)
 
     @property
     def artifact_location(self) -> str:
@@ -126,13 +248,33 @@ class Settings(BaseSettings):
 
         return ReportConfig(self.sla_hours, self.drift_days, self.sales_capacity)
 
+    def webhook_rules(self) -> WebhookRules | None:
+        """The score changes that owe the CRM a webhook; None without a webhook URL."""
+        from store.webhook_outbox import WebhookEvent, WebhookRules
+
+        if self.webhook_url is None:
+            return None
+        return WebhookRules(
+            frozenset(map(WebhookEvent, self.webhook_events)), tuple(self.webhook_thresholds)
+        )
+
+
+def _loopback(host: str) -> bool:
+    """Whether `host` names this machine: `localhost` or a loopback address."""
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a name
+        return False
+
 
 def key_in_file(path: Path) -> bytes:
     """The secret in `path`; a new random one (256 bits), written readable by its owner only,
     when there is none. Two processes starting at once agree: the second reads the first's."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, written = tempfile.mkstemp(dir=path.parent, prefix=".pii-key-")  # mode 600
+        descriptor, written = tempfile.mkstemp(dir=path.parent, prefix=".key-")  # mode 600
         with os.fdopen(descriptor, "w") as file:
             file.write(secrets.token_hex(32))
         try:

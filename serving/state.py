@@ -9,8 +9,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from features.schema import LeadSchema
 from models.registry import LoadedScorer
+from serving.card_links import CardLinks
 from serving.champion_watch import RegistryView
+from serving.crm import CrmSetup
 from serving.key_cache import KeyCache
+from serving.model_versions import ModelVersions
+from store.disqualified import DisqualifiedIndex
 from store.snapshot_writer import SnapshotWriter
 
 
@@ -23,11 +27,25 @@ class AppState:
     #: Where scores go to be stored (see `SnapshotWriter` for what a crash can lose).
     writer: SnapshotWriter
     reports_dir: Path
+    #: Model versions besides the served one, for a score's "why it changed".
+    versions: ModelVersions
+    #: Signs and checks the links that open a lead's card without an API key.
+    card_links: CardLinks
+    #: The card's Content-Security-Policy (only the configured CRM origins may frame it).
+    card_policy: str
+    #: The address card links start with (None: the address a request came to).
+    public_url: str | None
     #: Replaced whole when the champion moves: a request reads it once.
     model: LoadedScorer | None = None
     not_ready_reason: str = "starting"
     registry: RegistryView = field(default_factory=RegistryView)
     keys: KeyCache = field(default_factory=lambda: KeyCache(0))
+    #: Leads and e-mail domains sales disqualified, reloaded when closing outcomes change.
+    disqualified: DisqualifiedIndex = field(default_factory=DisqualifiedIndex)
+    #: Free-mail domains, never flagged as a disqualified company.
+    shared_email_domains: frozenset[str] = frozenset()
+    #: The CRM mapping and secrets of `POST /v1/crm/...` (unset: those routes answer 404).
+    crm: CrmSetup = field(default_factory=CrmSetup)
 
     @property
     def stale(self) -> bool:

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from features.encoding import category_label, is_missing
-from features.pii import scrub
+from features.pii import email_domain, scrub
 from features.schema import FieldRole, FieldType, LeadSchema
 from features.validation import LEAD_ID_KEY
 
@@ -70,8 +70,30 @@ def lead_row(
         "lead_type": _role_value(schema, FieldRole.LEAD_TYPE, lead),
         "attributes": attributes,
         "pii_hashes": pii_hashes,
+        "email_domain_hash": domain_hash(schema, lead, pii_key),
         "updated_at": received_at,
     }
+
+
+def email_domain_of(schema: LeadSchema, lead: Mapping[str, Any]) -> str | None:
+    """The domain of the first of the lead's PII fields that holds an e-mail address."""
+    for f in schema.pii_fields:
+        domain = email_domain(lead.get(f.name))
+        if domain is not None:
+            return domain
+    return None
+
+
+def hash_domain(domain: str, pii_key: bytes) -> str:
+    """The keyed hash of an e-mail domain, apart from any address's (`@` first: no value of
+    another PII field hashes alike), so leads of one company can be told alike without keeping
+    where anyone works."""
+    return hash_pii("@" + domain, pii_key)
+
+
+def domain_hash(schema: LeadSchema, lead: Mapping[str, Any], pii_key: bytes) -> str | None:
+    domain = email_domain_of(schema, lead)
+    return None if domain is None else hash_domain(domain, pii_key)
 
 
 def _role_value(schema: LeadSchema, role: FieldRole, lead: Mapping[str, Any]) -> str | None:

@@ -112,7 +112,12 @@ def upsert_leads(
         return
     statement = _insert(session, Lead)
     excluded = statement.excluded
-    refreshed = {"pii_hashes": excluded.pii_hashes, "updated_at": excluded.updated_at}
+    refreshed = {
+        "pii_hashes": excluded.pii_hashes,
+        # A lead sent again without its address keeps the domain it was known by.
+        "email_domain_hash": func.coalesce(excluded.email_domain_hash, Lead.email_domain_hash),
+        "updated_at": excluded.updated_at,
+    }
     if replace_attributes:
         refreshed |= {
             "source": excluded.source,
@@ -126,9 +131,19 @@ def upsert_leads(
     session.connection().execute(statement, ordered)
 
 
-def add_snapshots(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
-    if rows:
-        session.connection().execute(_insert(session, ScoreSnapshot), list(rows))
+def add_snapshots(
+    session: Session, rows: Sequence[Mapping[str, Any]], return_ids: bool = False
+) -> list[int]:
+    """Store score snapshots; with `return_ids`, their new ids in `rows`' order (SQLAlchemy
+    matches them to the rows on SQLite and PostgreSQL alike), else []."""
+    if not rows:
+        return []
+    statement = _insert(session, ScoreSnapshot)
+    if not return_ids:
+        session.connection().execute(statement, list(rows))
+        return []
+    statement = statement.returning(ScoreSnapshot.__table__.c.id, sort_by_parameter_order=True)
+    return list(session.connection().execute(statement, list(rows)).scalars())
 
 
 def add_outcomes(session: Session, rows: Sequence[Mapping[str, Any]]) -> IngestCounts:
@@ -173,6 +188,11 @@ def latest_snapshot(session: Session, lead_id: str) -> ScoreSnapshot | None:
     newest_first = (ScoreSnapshot.scored_at.desc(), ScoreSnapshot.id.desc())
     query = select(ScoreSnapshot).where(ScoreSnapshot.lead_id == lead_id)
     return session.scalars(query.order_by(*newest_first).limit(1)).first()
+
+
+#: The largest id a 64-bit key holds (PostgreSQL refuses to compare a larger number); as
+#: `before_id`, it makes `snapshots_before` take the scores at `before` too.
+MAX_ID = 2**63 - 1
 
 
 def snapshots_before(
@@ -389,5 +409,5 @@ def _merged_per_key(
     merged: dict[Any, dict[str, Any]] = {}
     for row in rows:
         first = merged.get(row[key])
-        merged[row[key]] = dict(row) if first is None else first | {c: row[c] for c in columns}
+        merged[row[key]] = dict(row) if first is None else first | {c: row.get(c) for c in columns}
     return list(merged.values())

@@ -19,6 +19,9 @@ service logs it, stores what it had not confirmed itself (a batch stored just be
 may then be stored twice) and writes each request's scores before answering from then on. With
 `capacity=0` there is no queue and no process: each batch is written in the caller's own
 transaction before `submit` returns.
+
+Given webhook rules, the transaction that stores a score also writes the webhook it fires to
+the outbox (`store.webhook_outbox`), for the service's dispatcher to send.
 """
 
 from __future__ import annotations
@@ -44,9 +47,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from features.schema import LeadSchema
 from features.validation import LEAD_ID_KEY
-from store import erasure, repository
+from store import erasure, repository, webhook_outbox
 from store.db import make_engine, session_factory
 from store.records import json_value, lead_row
+from store.webhook_outbox import WebhookRules
 
 log = logging.getLogger("leadloop.store")
 #: The folder holding the `store` package: the writer process imports it from there.
@@ -82,16 +86,30 @@ class ScoredBatch:
 
 
 def write_batches(
-    session: Session, schema: LeadSchema, pii_key: bytes, batches: list[ScoredBatch]
+    session: Session,
+    schema: LeadSchema,
+    pii_key: bytes,
+    batches: list[ScoredBatch],
+    webhook_rules: WebhookRules | None = None,
 ) -> None:
-    """Store each scored lead and its snapshot in `session`'s transaction. A lead erased on
-    request is scored (the caller asked) but nothing of it is stored again."""
+    """Store each scored lead and its snapshot in `session`'s transaction, and with
+    `webhook_rules` the webhooks the new scores fire. A lead erased on request is scored (the
+    caller asked) but nothing of it is stored again."""
     scored = [(batch, one) for batch in batches for one in batch.leads]
     erased = erasure.erased_ids(session, (one.lead[LEAD_ID_KEY] for _, one in scored), pii_key)
     kept = [(batch, one) for batch, one in scored if one.lead[LEAD_ID_KEY] not in erased]
     rows = [lead_row(schema, one.lead, pii_key, batch.scored_at) for batch, one in kept]
     repository.upsert_leads(session, rows, replace_attributes=False)
-    repository.add_snapshots(session, [_snapshot_row(schema, b, one) for b, one in kept])
+    snapshots = [_snapshot_row(schema, b, one) for b, one in kept]
+    if webhook_rules is None:  # no webhook configured: not a query more
+        repository.add_snapshots(session, snapshots)
+        return
+    # The leads' scores before these, read before they are stored: one query per 500 leads.
+    previous = webhook_outbox.latest_scores(session, (row["lead_id"] for row in snapshots))
+    ids = repository.add_snapshots(session, snapshots, return_ids=True)
+    stored = [row | {"id": id_} for row, id_ in zip(snapshots, ids, strict=True)]
+    owed = webhook_outbox.owed_deliveries(webhook_rules, previous, stored)
+    webhook_outbox.add_deliveries(session, owed)
 
 
 def _snapshot_row(schema: LeadSchema, batch: ScoredBatch, one: ScoredLead) -> dict[str, Any]:
@@ -121,8 +139,11 @@ class SnapshotWriter:
         capacity: int,
         linger_seconds: float = 0.05,
         wait_seconds: float = 10.0,
+        webhook_rules: WebhookRules | None = None,
     ) -> None:
         self._url, self._schema, self._pii_key = database_url, schema, pii_key
+        #: The webhooks a stored score may fire (None: no webhook configured).
+        self._webhook_rules = webhook_rules
         self.capacity, self._linger, self._wait = capacity, linger_seconds, wait_seconds
         self._changed = threading.Condition()
         #: Numbered batches not yet sent to the writer process, and all not yet confirmed.
@@ -250,6 +271,7 @@ class SnapshotWriter:
                 self._pii_key,
                 self._linger,
                 self._wait,
+                self._webhook_rules,
             )
         )
         self._threads = [
@@ -313,7 +335,9 @@ class SnapshotWriter:
             self._changed.notify_all()
         lost = len([one for batch in left for one in batch.leads])
         try:  # split and retried as the writer would; given up after `wait_seconds`
-            lost = _Store(self._here, self._schema, self._pii_key, self._wait).write(left, True)
+            lost = _Store(
+                self._here, self._schema, self._pii_key, self._wait, self._webhook_rules
+            ).write(left, True)
         finally:
             with self._changed:
                 self._unconfirmed.clear()
@@ -325,7 +349,7 @@ class SnapshotWriter:
         assert self._here is not None
         try:
             with self._here.begin() as session:
-                write_batches(session, self._schema, self._pii_key, batches)
+                write_batches(session, self._schema, self._pii_key, batches, self._webhook_rules)
         except OperationalError as exc:  # locked past its timeout, or out of reach
             raise StoreBusyError(f"the store did not take the scores: {exc.orig}") from exc
 
@@ -337,9 +361,13 @@ _MOST_BATCHES = 1_000
 def _store_forever(inbox: Connection, acks: Connection) -> None:
     """The writer process: store what arrives, a transaction at a time, and confirm each, until
     the service closes the inbox (or dies: the same end of file)."""
-    url, schema, pii_key, linger, wait = inbox.recv()
+    url, schema, pii_key, linger, wait, webhook_rules = inbox.recv()
     store = _Store(
-        session_factory(make_engine(url)), LeadSchema.model_validate(schema), pii_key, wait
+        session_factory(make_engine(url)),
+        LeadSchema.model_validate(schema),
+        pii_key,
+        wait,
+        webhook_rules,
     )
     open_, confirming = True, True
     while open_:
@@ -375,6 +403,7 @@ class _Store:
     schema: LeadSchema
     pii_key: bytes
     wait: float
+    webhook_rules: WebhookRules | None = None
 
     def write(self, batches: list[ScoredBatch], closing: bool) -> int:
         """Write `batches` in one transaction, retrying while the store cannot be reached (for
@@ -384,7 +413,7 @@ class _Store:
         for attempt in itertools.count():
             try:
                 with self.sessions.begin() as session:
-                    write_batches(session, self.schema, self.pii_key, batches)
+                    write_batches(session, self.schema, self.pii_key, batches, self.webhook_rules)
                 return 0
             except OperationalError as exc:  # unreachable, locked, or a deadlock victim
                 if give_up_at is not None and time.monotonic() > give_up_at:

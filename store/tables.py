@@ -1,5 +1,5 @@
-"""The store's tables: leads, score snapshots, outcome events, the imports that wrote leads and
-the API keys of the HTTP API.
+"""The store's tables: leads, score snapshots, outcome events, the imports that wrote leads, the
+API keys of the HTTP API and the outbox of webhooks owed to the CRM.
 
 The same definitions run on SQLite (embedded default) and PostgreSQL; Alembic migrations in
 `store/migrations` create them. Raw PII never gets a column: PII fields are kept only as keyed
@@ -80,6 +80,8 @@ class Lead(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(Json)
     #: PII field name -> keyed HMAC of its normalised value.
     pii_hashes: Mapped[dict[str, str]] = mapped_column(Json)
+    #: Keyed HMAC of the e-mail address's domain: leads of a company sales disqualified.
+    email_domain_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -167,3 +169,39 @@ class ApiKey(Base):
     scopes: Mapped[list[str]] = mapped_column(Json)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebhookDelivery(Base):
+    """A webhook owed to the CRM: written with the score that fired it, in the same transaction
+    (the outbox), and sent by the service's dispatcher until delivered or given up."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status_known"),
+        Index(None, "status", "next_attempt_at"),
+        Index(None, "lead_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    event: Mapped[str] = mapped_column(String(30))
+    #: The lead's erasure deletes its deliveries (sent or not) before the lead.
+    lead_id: Mapped[str] = mapped_column(ForeignKey("leads.lead_id", ondelete="CASCADE"))
+    #: The lead's score before and the one that fired the event (no foreign key: an erasure
+    #: deletes the deliveries with the lead's other rows).
+    old_snapshot_id: Mapped[int] = mapped_column(Id)
+    new_snapshot_id: Mapped[int] = mapped_column(Id)
+    #: What the body says but the delivery's id and the card link, made at each attempt.
+    payload: Mapped[dict[str, Any]] = mapped_column(Json)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(10))
+    attempts: Mapped[int] = mapped_column(Integer)
+    #: When the next attempt is due; null once delivered or given up.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Set by the dispatcher that took the delivery, until when no other may take it.
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The receiver's HTTP status at the last attempt (null: no answer).
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    #: Why the last attempt failed, in a few words: never the receiver's body, nor the URL.
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

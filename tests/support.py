@@ -8,14 +8,20 @@ import dataclasses
 import functools
 import os
 import shutil
+import socket
 import tempfile
+import threading
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 from mlflow import MlflowClient
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.testclient import TestClient
@@ -26,6 +32,7 @@ from reports.funnel_plan import Target
 from reports.quality_page import log_quality_page
 from reports.service import ReportRun, write_reports
 from serving.app import create_app
+from serving.server import uvicorn_config
 from serving.settings import Settings
 from store.api_keys import create_key
 from store.db import make_engine, migrate, session_factory
@@ -38,6 +45,7 @@ from training.tracking import TrackingTarget
 #: The tests' "now": just after the demo funnel's last day.
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 PII_KEY = b"test-pii-key"
+CARD_KEY = b"test-card-key-of-at-least-32-bytes"
 
 
 @functools.cache
@@ -69,6 +77,7 @@ def make_settings(directory: Path, database_url: str | None = None) -> Settings:
         mlflow_artifact_root=str(directory / "mlartifacts"),
         reports_dir=directory / "reports",
         pii_key=PII_KEY.decode(),
+        card_key=CARD_KEY.decode(),
         # Tests send hundreds of requests a second with one key: the limit's own tests set one.
         rate_limit_per_minute=0,
     )
@@ -100,6 +109,28 @@ def api_client(settings: Settings, **options: Any) -> TestClient:
     """A client of the API for `settings` that sends an admin key with every request (use it
     as a context manager, so the app's lifespan runs)."""
     return TestClient(create_app(settings), headers=bearer(api_key(settings)), **options)
+
+
+@contextmanager
+def running_server(settings: Settings) -> Iterator[str]:
+    """The app for `settings` under `leadloop serve`'s uvicorn configuration on a free loopback
+    port, for clients that need a real server (a browser); yields its address."""
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    config = uvicorn_config(create_app(settings), settings, "127.0.0.1", 0)
+    config.log_level = "warning"
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        time.sleep(0.02)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{listening.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        listening.close()
 
 
 def stored_scores(client: TestClient) -> None:

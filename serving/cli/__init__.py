@@ -12,6 +12,7 @@ from importlib.metadata import version
 import typer
 
 from serving.cli import (
+    card_command,
     data_commands,
     key_commands,
     model_commands,
@@ -48,6 +49,7 @@ def main(
 app.command("demo-data")(data_commands.demo_data)
 app.command("import")(data_commands.import_export)
 app.command()(data_commands.erase)
+app.command("card-link")(card_command.card_link)
 app.command()(model_commands.train)
 app.command()(model_commands.promote)
 app.command()(model_commands.rollback)

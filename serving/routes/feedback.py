@@ -10,20 +10,27 @@ from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, AwareDatetime
 
 from features.validation import in_utc
-from serving import services
+from serving import lead_views, services
 from serving.auth import requires
-from serving.deps import ScoresStored, StateDep
-from serving.routes import BODY_NOT_JSON
-from serving.schemas import ErasedOut, IngestOut, LeadHistoryOut, LeadOut, OutcomesIn
+from serving.deps import Lang, ScoresStored, StateDep, Zone
+from serving.lead_card import BadCardOption, Formats, change_answer
+from serving.routes import BODY_NOT_JSON, query_problem
+from serving.schemas import (
+    ErasedOut,
+    IngestOut,
+    LeadChangeOut,
+    LeadHistoryOut,
+    LeadOut,
+    OutcomesIn,
+)
 from store.api_keys import Scope
+from store.repository import MAX_ID
 
 router = APIRouter(tags=["feedback"])
 #: A time with its zone that has a UTC time (`9999-12-31T23:00-05:00` has none).
 Moment = Annotated[AwareDatetime, AfterValidator(in_utc)]
 #: The most scores one page of a lead's history holds.
 MAX_HISTORY = 1_000
-#: The largest id a store's 64-bit key holds (PostgreSQL refuses to compare a larger number).
-MAX_ID = 2**63 - 1
 
 
 _CONFLICT = {409: {"description": "An `event_id` was used before with another payload."}}
@@ -73,10 +80,49 @@ def get_lead_history(
     before the lead's own route, whose id may hold slashes: an id ending in `/history` reads
     as this one.)"""
     cursor = (before, before_id) if before is not None else None
-    history = services.lead_history(state.sessions, lead_id, cursor, limit)
+    history = lead_views.lead_history(state.sessions, lead_id, cursor, limit)
     if history is None:
         raise HTTPException(404, f"unknown lead {lead_id!r}")
     return history
+
+
+@router.get(
+    "/v1/leads/{lead_id:path}/changes",
+    response_model=LeadChangeOut,
+    dependencies=[requires(Scope.READ), ScoresStored],
+    responses={
+        404: {"description": "The store holds no such lead."},
+        422: {
+            "description": "No score at or before `from` or `to` (or the lead has one score "
+            "and no `from` can be found), `from` after `to`, or an unknown `lang` or `tz`."
+        },
+    },
+)
+def get_lead_changes(
+    lead_id: str,
+    state: StateDep,
+    earlier: Annotated[
+        Moment | None,
+        Query(alias="from", description="The score in effect then (default: the one before)."),
+    ] = None,
+    later: Annotated[
+        Moment | None, Query(alias="to", description="The score in effect then (default: now).")
+    ] = None,
+    lang: Lang = None,
+    tz: Zone = None,
+) -> dict | JSONResponse:
+    """Why the lead's score moved between two of its scores: the points its data brought,
+    field by field, and the points a new model version brought, adding up to the change."""
+    try:
+        formats = Formats.of(lang, None, tz)
+        change = lead_views.lead_change(
+            state.sessions, lead_id, earlier, later, state.model, state.versions
+        )
+    except (BadCardOption, lead_views.ScoreNotFoundError) as exc:
+        return query_problem(exc.parameter, str(exc))
+    if change is None:
+        raise HTTPException(404, f"unknown lead {lead_id!r}")
+    return change_answer(change, formats)
 
 
 @router.get(
@@ -87,7 +133,7 @@ def get_lead_history(
 )
 def get_lead(lead_id: str, state: StateDep) -> dict:
     """The lead's latest score with reasons, and its outcome if any."""
-    view = services.lead_view(state.sessions, lead_id)
+    view = lead_views.lead_view(state.sessions, lead_id)
     if view is None:
         raise HTTPException(404, f"unknown lead {lead_id!r}")
     return view

@@ -4,10 +4,11 @@ No `from __future__ import annotations` here: FastAPI must see the body's model,
 time from the lead schema, as a real annotation, not as the name of a local variable.
 """
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Security
 from fastapi.responses import JSONResponse
@@ -25,6 +26,7 @@ from serving.routes import BODY_NOT_JSON
 from serving.schemas import REASONS, ScoresOut
 from serving.state import AppState
 from store.api_keys import Scope
+from store.disqualified import PreviousDisqualification
 from store.snapshot_writer import ScoredBatch, SnapshotWriter, StoreBusyError
 
 #: Requests of up to this many leads are scored on the event loop, where a thread hop would cost
@@ -48,7 +50,13 @@ def scoring_router(scores_in: type[BaseModel]) -> APIRouter:
         leads = [lead.model_dump() for lead in body.leads]
         asked = reasons and body.reasons
         scoring = partial(
-            services.score_leads, call.model, call.schema, leads, asked, datetime.now(UTC)
+            services.score_leads,
+            call.model,
+            call.schema,
+            leads,
+            asked,
+            datetime.now(UTC),
+            call.disqualified,
         )
         # A large request in a thread: the event loop answers the others meanwhile.
         in_loop = len(leads) <= IN_LOOP_LEADS[asked]
@@ -72,6 +80,8 @@ class ScoringCall:
     schema: LeadSchema
     writer: SnapshotWriter
     metrics: Metrics
+    #: Whether sales disqualified a lead, or its company, before.
+    disqualified: Callable[[Mapping[str, Any]], PreviousDisqualification | None]
 
 
 async def scoring_call(
@@ -80,7 +90,15 @@ async def scoring_call(
     """The caller's key checked (401, 403), then the model served (503 before there is one)."""
     state: AppState = request.app.state.leadloop
     await check_key(state, credentials, security_scopes.scopes)
-    return ScoringCall(served_model(state), state.schema, state.writer, request.app.state.metrics)
+    disqualified = partial(
+        state.disqualified.lookup,
+        schema=state.schema,
+        pii_key=state.pii_key,
+        shared_domains=state.shared_email_domains,
+    )
+    return ScoringCall(
+        served_model(state), state.schema, state.writer, request.app.state.metrics, disqualified
+    )
 
 
 async def _hand_over(writer: SnapshotWriter, batch: ScoredBatch) -> None:

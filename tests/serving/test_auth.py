@@ -32,9 +32,17 @@ from tests.support import NOW, api_key, bearer, make_settings, open_store, seed
 
 #: Routes that hold no data, answered to anyone: liveness, readiness and the API's description.
 OPEN_PATHS = ("/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
+#: Routes opened by a signed link instead of a key (an API key alone does not open them).
+SIGNED_PATHS = ("/v1/leads/{lead_id:path}/card",)
 #: Mounted folders open to anyone: the scripts and styles of the API's description.
 OPEN_MOUNTS = ("/docs/assets",)
 KNOWN_LEAD = "demo-000000"  # the first lead of the seeded funnel
+CRM_EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "crm"
+#: What each CRM route is sent: its media type and the CRM's sample.
+CRM_BODIES = {
+    "/v1/crm/hubspot": ("application/json", CRM_EXAMPLES / "hubspot_deal_closedwon.json"),
+    "/v1/crm/salesforce": ("text/xml", CRM_EXAMPLES / "salesforce_outbound_message.xml"),
+}
 KEY_PATTERN = re.compile(r"ll_[A-Za-z0-9_-]{43}")
 
 
@@ -49,6 +57,8 @@ class Call:
     route: str
     openapi: str | None = None
     accepted: int = 200
+    #: The route also takes the key as `?key=` (a CRM that cannot send a header).
+    query_key: bool = False
 
     def send(self, client: TestClient, headers: dict[str, str], tag: str = "auth") -> Any:
         """The request; a body's ids carry `tag`, so what a refused request stored would show."""
@@ -63,6 +73,11 @@ class Call:
                 "occurred_at": NOW.isoformat(),
             }
             body = {"outcomes": [event]}
+        elif self.path in CRM_BODIES:  # the samples' leads, renamed: unknown, skipped, 200
+            media_type, sample = CRM_BODIES[self.path]
+            content = sample.read_bytes().replace(b"crm-1000", f"{tag}-crm-".encode())
+            headers = headers | {"content-type": media_type}
+            return client.request(self.method, self.path, content=content, headers=headers)
         return client.request(
             self.method, self.path, json=body, headers=headers, follow_redirects=False
         )
@@ -86,12 +101,51 @@ CALLS = [
         "/v1/leads/{lead_id}/history",
     ),
     Call(
+        "GET",
+        f"/v1/leads/{KNOWN_LEAD}/changes",
+        Scope.READ,
+        "/v1/leads/{lead_id:path}/changes",
+        "/v1/leads/{lead_id}/changes",
+        accepted=422,  # past the key check: a seeded lead has no score to compare
+    ),
+    Call(
+        "POST",
+        f"/v1/leads/{KNOWN_LEAD}/card-link",
+        Scope.READ,
+        "/v1/leads/{lead_id:path}/card-link",
+        "/v1/leads/{lead_id}/card-link",
+        accepted=404,  # past the key check: a seeded lead has no score to show
+    ),
+    Call(
         "DELETE",
         "/v1/leads/never-stored",
         Scope.ADMIN,
         "/v1/leads/{lead_id:path}",
         "/v1/leads/{lead_id}",
         accepted=404,  # past the key check: the erasure finds no such lead
+    ),
+    Call(
+        "POST",
+        "/v1/crm/hubspot",
+        Scope.INGEST,
+        "/v1/crm/hubspot",
+        "/v1/crm/hubspot",
+        query_key=True,
+    ),
+    Call(
+        "POST",
+        "/v1/crm/salesforce",
+        Scope.INGEST,
+        "/v1/crm/salesforce",
+        "/v1/crm/salesforce",
+        query_key=True,
+    ),
+    Call(
+        "GET",
+        "/v1/webhooks/deliveries",
+        Scope.READ,
+        "/v1/webhooks/deliveries",
+        "/v1/webhooks/deliveries",
     ),
     Call("GET", "/v1/model", Scope.READ, "/v1/model", "/v1/model"),
     Call("GET", "/v1/alerts", Scope.READ, "/v1/alerts", "/v1/alerts"),
@@ -129,6 +183,7 @@ def service(tmp_path_factory: pytest.TempPathFactory, demo_schema: LeadSchema) -
     """A service over a small store (served by the rules score: no model to train), with reports
     written, so that every route a key may call answers 200."""
     settings = make_settings(tmp_path_factory.mktemp("auth"))
+    settings = settings.model_copy(update={"crm_mapping": CRM_EXAMPLES / "stages.yaml"})
     sessions = open_store(settings.database_url)
     seed(sessions, generate_demo_funnel(400, seed=9), demo_schema)
     sessions.kw["bind"].dispose()
@@ -235,7 +290,13 @@ def test_every_route_is_open_or_in_the_matrix(service: Service) -> None:
         paths.add(context.path)
         if isinstance(context.original_route, Mount) and context.path not in OPEN_MOUNTS:
             assert isinstance(context.original_route.app, KeyRequired), context.path
-    assert paths == {call.route for call in CALLS} | set(OPEN_PATHS) | set(OPEN_MOUNTS)
+    listed = {call.route for call in CALLS} | set(OPEN_PATHS) | set(OPEN_MOUNTS)
+    assert paths == listed | set(SIGNED_PATHS)
+
+
+def test_a_key_does_not_open_a_card_without_its_signed_link(service: Service) -> None:
+    answer = service.client.get(f"/v1/leads/{KNOWN_LEAD}/card", headers=bearer(service.admin_key))
+    assert answer.status_code == 403 and "signed link" in answer.text
 
 
 def test_openapi_shows_the_key_scheme_and_each_route_s_scope(service: Service) -> None:
@@ -246,7 +307,8 @@ def test_openapi_shows_the_key_scheme_and_each_route_s_scope(service: Service) -
         if call.openapi is None:
             continue
         operation = document["paths"][call.openapi][call.method.lower()]
-        assert operation["security"] == [{"APIKey": [call.scope]}], call.path
+        in_query = [{"APIKeyInQuery": [call.scope]}] if call.query_key else []
+        assert operation["security"] == [{"APIKey": [call.scope]}, *in_query], call.path
         assert {"401", "403"} <= set(operation["responses"]), call.path
     for path in ("/healthz", "/readyz"):
         operation = document["paths"][path]["get"]
