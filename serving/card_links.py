@@ -14,7 +14,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 #: The query parameters of a card link.
 EXPIRES, SIGNATURE = "expires", "signature"
@@ -28,8 +28,13 @@ class CardLinkRefused(PermissionError):
     """A card link that is expired, signed with another key, or altered."""
 
 
-class CardLinkTooLong(ValueError):
-    """A link asked to last longer than the service allows."""
+class BadCardLink(ValueError):
+    """A link that cannot be made; `field` names what is wrong (`expires_in`, `lead_id`,
+    `base_url`)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -60,10 +65,13 @@ class CardLinks:
         most: `longest`)."""
         seconds = self.longest if seconds is None else seconds
         if seconds > self.longest:
-            raise CardLinkTooLong(f"at most {self.longest} seconds (LEADLOOP_CARD_LINK_SECONDS)")
+            message = f"at most {self.longest} seconds (LEADLOOP_CARD_LINK_SECONDS)"
+            raise BadCardLink("expires_in", message)
+        if lead_id in (".", ".."):  # every client reads such a path segment as a step up
+            raise BadCardLink("lead_id", f"a lead id {lead_id!r} cannot be in a link's path")
         expires = int(now.timestamp()) + seconds
         query = urlencode({EXPIRES: expires, SIGNATURE: self._signature(lead_id, expires)})
-        url = f"{base_url.rstrip('/')}{card_path(lead_id)}?{query}"
+        url = f"{service_address(base_url)}{card_path(lead_id)}?{query}"
         return CardLink(url, datetime.fromtimestamp(expires, UTC))
 
     def check(
@@ -96,3 +104,18 @@ def card_path(lead_id: str) -> str:
     """The card's path, the id quoted whole (its slashes too: a client would otherwise resolve
     an id's `.` and `..` segments before sending it)."""
     return f"/v1/leads/{quote(lead_id, safe='')}/card"
+
+
+def service_address(base_url: str) -> str:
+    """`base_url` without its trailing slash, if it can start a link: empty (a path alone), or
+    http(s) with a host and neither query nor fragment. Raises `BadCardLink` otherwise."""
+    if not base_url:
+        return ""
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise BadCardLink(
+            "base_url",
+            f"{base_url!r} cannot start a link: give the service's http(s) address, "
+            "like https://leads.example.com",
+        )
+    return base_url.rstrip("/")

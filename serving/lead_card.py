@@ -80,7 +80,7 @@ class Formats:
 
 
 def _locale(lang: str | None, accept_language: str | None) -> Locale:
-    if lang is not None:
+    if lang:  # an empty `lang=` is no language, as an empty `tz=` is no zone
         try:
             return Locale.parse(lang.replace("-", "_"))
         except (UnknownLocaleError, ValueError, TypeError) as exc:

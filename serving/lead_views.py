@@ -107,16 +107,19 @@ def lead_change(
 ) -> LeadChange | None:
     """Why the lead's score moved from its score in effect at `earlier_at` (default: the one
     before the later) to the one in effect at `later_at` (default: its latest); None if the
-    store holds no such lead. Raises `ScoreNotFoundError` when a time has no score."""
+    store holds no such lead or no score of it. Raises `ScoreNotFoundError` when a time has no
+    score."""
     if has_control_characters(lead_id):  # never stored; PostgreSQL refuses to compare a NUL
         return None
     with sessions() as session:
         if repository.get_lead(session, lead_id) is None:
             return None
         page = repository.snapshots_before(session, lead_id, later_at, MAX_ID, 2)
+        if not page and later_at is None:
+            return None  # never scored: nothing to explain, as for an unknown lead
         if not page:
-            when = "yet" if later_at is None else f"at or before {later_at:%Y-%m-%d %H:%M} UTC"
-            raise ScoreNotFoundError("to", f"the lead has no score {when}")
+            when = f"{later_at:%Y-%m-%d %H:%M} UTC"
+            raise ScoreNotFoundError("to", f"the lead has no score at or before {when}")
         later = page[0]
         if earlier_at is None:
             if len(page) < 2:

@@ -184,6 +184,7 @@ class CardLinkIn(Strict):
     expires_in: int | None = Field(
         default=None,
         ge=60,
+        strict=True,
         description="Seconds the link stays valid (default and most: the service's "
         "`LEADLOOP_CARD_LINK_SECONDS`).",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -9,21 +10,23 @@ import tempfile
 from functools import cached_property
 from ipaddress import ip_address
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
     AnyHttpUrl,
+    BeforeValidator,
     Field,
     SecretStr,
     StringConstraints,
     ValidationInfo,
     field_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from features.pii import SHARED_EMAIL_DOMAINS
 from features.schema import DEMO_SCHEMA_PATH
+from serving.card_links import MIN_KEY_BYTES
 
 if TYPE_CHECKING:  # the services import MLflow and pandas: only the commands that use them do
     from reports.service import ReportConfig
@@ -46,6 +49,30 @@ def _crm_mapping_checked(path: Path) -> Path:
 
     load_crm_mapping(path)
     return path
+
+
+def _address_only(url: AnyHttpUrl) -> AnyHttpUrl:
+    """A service's address: links are appended to it, so it holds no query or fragment."""
+    if url.query or url.fragment:
+        raise ValueError("the service's address takes no query (?...) or fragment (#...)")
+    return url
+
+
+def _listed(value: Any) -> Any:
+    """A list setting as written in the environment: JSON (`["a", "b"]`) or between commas
+    (`a,b`); pydantic then checks each item."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        return json.loads(text)  # a JSON error is a ValueError: named with the variable
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+T = TypeVar("T")
+#: A list setting read by `_listed`, not by pydantic-settings' JSON-only decoding (which
+#: fails with a traceback on `a,b`).
+Listed = Annotated[T, NoDecode, BeforeValidator(_listed)]
 
 
 class Settings(BaseSettings):
@@ -87,10 +114,10 @@ class Settings(BaseSettings):
     card_link_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
     #: Origins allowed to frame the card (`Content-Security-Policy: frame-ancestors`), e.g.
     #: `["https://*.lightning.force.com", "https://app.hubspot.com"]`; none: no frame may.
-    card_frame_ancestors: list[Origin] = []
+    card_frame_ancestors: Listed[list[Origin]] = []
     #: The service's address as the CRM reaches it, for absolute card links (unset: the
     #: address the request came to).
-    public_url: AnyHttpUrl | None = None
+    public_url: Annotated[AnyHttpUrl, AfterValidator(_address_only)] | None = None
 
     # Webhooks out to the CRM when a lead's grade changes or its score crosses a threshold.
     #: Where they are posted (unset: none is sent, and none is owed: the store writes nothing).
@@ -101,17 +128,17 @@ class Settings(BaseSettings):
     #: with a URL: a receiver must be able to tell leadloop's posts from anyone's.
     webhook_secret: SecretStr | None = Field(default=None, validate_default=True)
     #: The events sent: `grade_changed`, `score_crossed` (of a threshold below).
-    webhook_events: list[Literal["grade_changed", "score_crossed"]] = Field(
+    webhook_events: Listed[list[Literal["grade_changed", "score_crossed"]]] = Field(
         default=["grade_changed", "score_crossed"], min_length=1
     )
     #: Scores whose crossing, up or down, fires `score_crossed`: 70 fires on 69 -> 70 and on
     #: 70 -> 69 (0 could never be crossed).
-    webhook_thresholds: list[Annotated[int, Field(ge=1, le=100)]] = []
+    webhook_thresholds: Listed[list[Annotated[int, Field(ge=1, le=100)]]] = []
     #: Attempts at a delivery before it is given up (`failed`): with the waits below, a day.
     webhook_max_attempts: int = Field(default=24, ge=1, le=1000)
     #: Seconds between a failed attempt and the next, the last repeated; each stretched or
     #: shrunk by up to 20% at random, so that a receiver back up is not hit by all at once.
-    webhook_backoff_seconds: list[Annotated[float, Field(gt=0, le=24 * 3600)]] = Field(
+    webhook_backoff_seconds: Listed[list[Annotated[float, Field(gt=0, le=24 * 3600)]]] = Field(
         default=[10, 30, 120, 600, 1800, 3600], min_length=1
     )
     #: Seconds the receiver has to answer one delivery.
@@ -134,7 +161,7 @@ class Settings(BaseSettings):
 
     #: E-mail domains many people share (free mail): a lead disqualified at one says nothing
     #: of the next lead there, so they are never flagged as a disqualified company.
-    shared_email_domains: list[str] = list(SHARED_EMAIL_DOMAINS)
+    shared_email_domains: Listed[list[str]] = list(SHARED_EMAIL_DOMAINS)
     #: Seconds between two looks for new closing outcomes (the disqualified leads and
     #: domains a score is flagged with are reloaded when there are).
     disqualified_poll_seconds: float = Field(default=2.0, gt=0)
@@ -219,10 +246,18 @@ class Settings(BaseSettings):
 
     @cached_property
     def card_key_bytes(self) -> bytes:
-        """`card_key`, or the key in `card_key_file`, made there on first use."""
+        """`card_key`, or the key in `card_key_file`, made there on first use (its folder too,
+        for the default's `var/` only). Raises `KeyFileError` for a file that cannot serve."""
         if self.card_key is not None:
             return self.card_key.get_secret_value().encode("utf-8")
-        return key_in_file(self.card_key_file)
+        default = self.card_key_file == type(self).model_fields["card_key_file"].default
+        key = key_in_file(self.card_key_file, create_folder=default)
+        if len(key) < MIN_KEY_BYTES:
+            raise KeyFileError(
+                f"{self.card_key_file} holds a key of {len(key)} bytes: card links need "
+                f"{MIN_KEY_BYTES} at least (delete the file to have a new key made)"
+            )
+        return key
 
     @property
     def artifact_location(self) -> str:
@@ -269,10 +304,20 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def key_in_file(path: Path) -> bytes:
+class KeyFileError(ValueError):
+    """A key file that cannot serve: a folder, in a folder that does not exist, or too short."""
+
+
+def key_in_file(path: Path, create_folder: bool = True) -> bytes:
     """The secret in `path`; a new random one (256 bits), written readable by its owner only,
-    when there is none. Two processes starting at once agree: the second reads the first's."""
+    when there is none. Two processes starting at once agree: the second reads the first's.
+    Without `create_folder`, a missing folder is an error: a mistyped path must not quietly
+    make a new key that no other process shares."""
+    if path.is_dir():
+        raise KeyFileError(f"{path} is a folder: give the key file's path")
     if not path.exists():
+        if not create_folder and not path.parent.is_dir():
+            raise KeyFileError(f"{path.parent} does not exist: is the key file's path mistyped?")
         path.parent.mkdir(parents=True, exist_ok=True)
         descriptor, written = tempfile.mkstemp(dir=path.parent, prefix=".key-")  # mode 600
         with os.fdopen(descriptor, "w") as file:

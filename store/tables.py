@@ -180,6 +180,9 @@ class WebhookDelivery(Base):
         CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status_known"),
         Index(None, "status", "next_attempt_at"),
         Index(None, "lead_id", "id"),
+        # A delivery's id is what receivers drop repeats by: SQLite must never hand out again
+        # the id of a delivery erased with its lead (PostgreSQL's sequences never do).
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)

@@ -26,17 +26,18 @@ def card_link(
 ) -> None:
     """Print a signed link that opens the lead's card without an API key, until it expires."""
     settings = start()
-    from serving.card_links import CardLinks, CardLinkTooLong
+    from serving.card_links import BadCardLink, CardLinks
     from serving.lead_views import has_score
+    from serving.settings import KeyFileError
 
-    with reported_errors():
+    with reported_errors(KeyFileError):
+        links = CardLinks(settings.card_key_bytes, settings.card_link_seconds)
         if not has_score(open_store(settings), lead_id):
             raise fail(f"leadloop has no score of lead {lead_id!r}: score it first")
     base = base_url or str(settings.public_url or LOCAL_SERVICE)
     try:
-        link = CardLinks(settings.card_key_bytes, settings.card_link_seconds).link(
-            base, lead_id, now(), expires_in
-        )
-    except CardLinkTooLong as exc:
-        raise fail(f"--expires-in: {exc}") from None
+        link = links.link(base, lead_id, now(), expires_in)
+    except BadCardLink as exc:
+        option = {"expires_in": "--expires-in", "base_url": "--base-url"}.get(exc.field, "LEAD_ID")
+        raise fail(f"{option}: {exc}") from None
     out.print(link.url, highlight=False)

@@ -18,6 +18,9 @@ def serve(
     settings = start()
     from serving.app import create_app
     from serving.server import serve as run_server
+    from serving.settings import KeyFileError
 
-    with reported_errors():  # a bad schema or store is refused before any worker starts
+    # A bad schema, store or key file is refused before any worker starts.
+    with reported_errors(KeyFileError):
+        settings.card_key_bytes  # noqa: B018 (read for its check; each worker reads it again)
         run_server(create_app(settings), settings, host, port, workers)

@@ -11,11 +11,11 @@ from fastapi.responses import HTMLResponse, Response
 
 from serving import lead_views
 from serving.auth import AUTH_RESPONSES, requires
-from serving.card_links import CardLinkRefused, CardLinkTooLong
+from serving.card_links import BadCardLink, CardLinkRefused
 from serving.deps import Lang, ScoresStored, StateDep, Zone
 from serving.lead_card import BadCardOption, Formats, error_page, render_card
 from serving.limits import RATE_LIMIT_RESPONSES
-from serving.routes import BODY_NOT_JSON, query_problem
+from serving.routes import BODY_NOT_JSON
 from serving.schemas import CardLinkIn, CardLinkOut
 from serving.state import AppState
 from store.api_keys import Scope
@@ -33,7 +33,7 @@ _HTML = {"content": {"text/html": {}}}
         200: _HTML,
         403: {"description": "The link is expired, altered or missing.", **_HTML},
         404: {"description": "The store holds no score of this lead.", **_HTML},
-        422: {"description": "An unknown `lang` or `tz`."},
+        422: {"description": "An unknown `lang` or `tz` (said in a page).", **_HTML},
     },
 )
 def get_card(
@@ -52,8 +52,8 @@ def get_card(
         formats = Formats.of(lang, accept_language, tz)
     except CardLinkRefused as exc:
         return _page(state, error_page(str(exc)), 403)
-    except BadCardOption as exc:
-        return query_problem(exc.parameter, str(exc))
+    except BadCardOption as exc:  # a page, not JSON: the CRM's frame shows it to the rep
+        return _page(state, error_page(f"{exc.parameter}: {exc}"), 422)
     card = lead_views.lead_card(state.sessions, lead_id, state.schema, state.model, state.versions)
     if card is None:
         return _page(state, error_page("leadloop has no score of this lead yet."), 404)
@@ -79,8 +79,9 @@ def post_card_link(
     base = state.public_url or str(request.base_url)
     try:
         link = state.card_links.link(base, lead_id, datetime.now(UTC), body and body.expires_in)
-    except CardLinkTooLong as exc:
-        problem = {"loc": ("body", "expires_in"), "msg": str(exc), "type": "value_error"}
+    except BadCardLink as exc:
+        where = ("body", exc.field) if exc.field == "expires_in" else ("path", exc.field)
+        problem = {"loc": where, "msg": str(exc), "type": "value_error"}
         raise RequestValidationError([problem]) from exc
     return CardLinkOut(url=link.url, expires_at=link.expires_at)
 

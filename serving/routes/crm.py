@@ -4,17 +4,17 @@ them, less the records that can never be stored: those are named, and answered a
 that the CRM does not send them again for days (`serving.crm.ingest` decides all that).
 
 A CRM that cannot send a header (Salesforce) presents its key as `?key=`, on these two routes
-only; uvicorn's access log shows the path with `key=[redacted]`.
+only; uvicorn's access log shows the query's values as `[redacted]`.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from urllib.parse import unquote_plus
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Security
 from fastapi.responses import Response
@@ -40,27 +40,27 @@ api_key_in_query = APIKeyQuery(
 )
 
 
-class _KeyRedacted(logging.Filter):
-    """uvicorn's access log line, with the key a CRM sends in the query replaced."""
+class _QueryRedacted(logging.Filter):
+    """uvicorn's access log line, with every value of the query replaced: a CRM sends its key
+    there, under the name the API reads or, by mistake, another (`api_key=`, `token=`)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
             record.args = tuple(
-                _key_redacted(arg) if isinstance(arg, str) else arg for arg in record.args
+                _values_redacted(arg) if isinstance(arg, str) else arg for arg in record.args
             )
         return True
 
 
-def _key_redacted(target: str) -> str:
-    """`target` (a path and its query) with the value of each parameter the API reads as the
-    key replaced: its name as the API decodes it, so that `?ke%79=` is one too."""
+def _values_redacted(target: str) -> str:
+    """`target` (a path and its query) with each parameter's value replaced, its name kept."""
     path, mark, query = target.partition("?")
     if not mark:
         return target
     parameters = [
-        f"{name}=[redacted]" if unquote_plus(name) == KEY_PARAMETER else parameter
-        for parameter in query.split("&")  # as Starlette splits it
-        for name in [parameter.partition("=")[0]]
+        f"{name}=[redacted]" if had_value else name
+        for parameter in re.split("[&;]", query)
+        for name, had_value, _ in [parameter.partition("=")]
     ]
     return f"{path}?{'&'.join(parameters)}"
 
@@ -68,7 +68,7 @@ def _key_redacted(target: str) -> str:
 @asynccontextmanager
 async def _keys_out_of_the_access_log(_app: FastAPI) -> AsyncIterator[None]:
     access_log = logging.getLogger("uvicorn.access")
-    redacted = _KeyRedacted()
+    redacted = _QueryRedacted()
     access_log.addFilter(redacted)
     try:
         yield

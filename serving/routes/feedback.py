@@ -91,7 +91,7 @@ def get_lead_history(
     response_model=LeadChangeOut,
     dependencies=[requires(Scope.READ), ScoresStored],
     responses={
-        404: {"description": "The store holds no such lead."},
+        404: {"description": "The store holds no score of this lead."},
         422: {
             "description": "No score at or before `from` or `to` (or the lead has one score "
             "and no `from` can be found), `from` after `to`, or an unknown `lang` or `tz`."
@@ -121,7 +121,7 @@ def get_lead_changes(
     except (BadCardOption, lead_views.ScoreNotFoundError) as exc:
         return query_problem(exc.parameter, str(exc))
     if change is None:
-        raise HTTPException(404, f"unknown lead {lead_id!r}")
+        raise HTTPException(404, f"leadloop has no score of lead {lead_id!r}")
     return change_answer(change, formats)
 
 

@@ -106,7 +106,7 @@ CALLS = [
         Scope.READ,
         "/v1/leads/{lead_id:path}/changes",
         "/v1/leads/{lead_id}/changes",
-        accepted=422,  # past the key check: a seeded lead has no score to compare
+        accepted=404,  # past the key check: a seeded lead has no score to compare
     ),
     Call(
         "POST",

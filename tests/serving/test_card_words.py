@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from models.score_change import FieldChange, ScoreChange
-from serving.card_links import CardLinkRefused, CardLinks, CardLinkTooLong, card_path
+from serving.card_links import BadCardLink, CardLinkRefused, CardLinks, card_path
 from serving.lead_card import BadCardOption, Formats, change_sentence, whole_points
 from serving.lead_views import LeadChange
 from store.tables import ScoreSnapshot
@@ -120,8 +120,18 @@ def test_a_link_opens_its_lead_until_it_expires_and_nothing_else() -> None:
             links.check(lead, expires, query["signature"], now)
     with pytest.raises(CardLinkRefused):  # signed with another key
         CardLinks(b"o" * 32, 600).check("a/../b c?#", query["expires"], query["signature"], T0)
-    with pytest.raises(CardLinkTooLong):
-        links.link("", "x", T0, 601)
+    refused = [("", "x", 601, "expires_in"), ("", "..", 60, "lead_id"), ("", ".", 60, "lead_id")]
+    refused += [
+        (base, "x", 60, "base_url")
+        for base in ("notaurl", "javascript:alert(1)", "ftp://x", "https://x/s?x=1", "https://x#f")
+    ]
+    for base, lead, seconds, field in refused:
+        with pytest.raises(BadCardLink) as bad:
+            links.link(base, lead, T0, seconds)
+        assert bad.value.field == field, (base, lead)
+    assert links.link("http://127.0.0.1:8000/", "...", T0, 60).url.startswith(
+        "http://127.0.0.1:8000/v1/leads/.../card?"
+    )
     assert links.link("", "x", T0, None).expires_at == T0 + timedelta(seconds=600)
     assert card_path("x/y") == "/v1/leads/x%2Fy/card"
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from pydantic import SecretStr, ValidationError
@@ -801,24 +802,27 @@ def test_the_key_may_come_in_the_query_and_never_reaches_the_logs(
         '%s - "%s %s HTTP/%s" %d', "10.0.0.1", "POST", path, "1.1", 200
     )
     line = caplog.records[-1].getMessage()
-    assert service.key not in line and "/v1/crm/salesforce?key=[redacted]&x=1" in line
+    assert service.key not in line and "/v1/crm/salesforce?key=[redacted]&x=[redacted]" in line
 
 
-@pytest.mark.parametrize("name", ["ke%79", "%6B%65%79", "k%65y", "key"])
+@pytest.mark.parametrize("name", ["ke%79", "%6B%65%79", "k%65y", "key", "api_key", "KEY", ";key"])
 def test_a_key_under_an_encoded_name_is_taken_and_never_reaches_the_logs(
     service: Service, caplog: pytest.LogCaptureFixture, name: str
 ) -> None:
-    """The API decodes the parameter's name (`?ke%79=` is `?key=`): so does the redaction."""
+    """The API decodes the parameter's name (`?ke%79=` is `?key=`); a key sent under another
+    name is refused. Either way no value of the query reaches the log."""
     path = f"/v1/crm/salesforce?monkey=1&{name}={service.key}&x=1"
     headers = {"content-type": "text/xml; charset=utf-8", "SOAPAction": '""'}
-    assert acknowledged(service.client.post(path, content=MESSAGE.read_bytes(), headers=headers))
+    answer = service.client.post(path, content=MESSAGE.read_bytes(), headers=headers)
+    taken = unquote(name) == "key"
+    assert acknowledged(answer) if taken else answer.status_code == 401
     caplog.set_level(logging.INFO, logger="uvicorn.access")
     logging.getLogger("uvicorn.access").info(
         '%s - "%s %s HTTP/%s" %d', "10.0.0.1", "POST", path, "1.1", 200
     )
     line = caplog.records[-1].getMessage()
     assert service.key not in line
-    assert f"/v1/crm/salesforce?monkey=1&{name}=[redacted]&x=1" in line
+    assert line.count("[redacted]") == 3
 
 
 def test_a_message_from_another_organization_is_refused(tmp_path: Path) -> None:

@@ -254,8 +254,10 @@ def test_changes_refusals_name_what_is_wrong(
     assert answer.json()["detail"][0]["loc"][-1] == where
 
 
-def test_changes_of_an_unknown_lead_is_404(client: TestClient) -> None:
+def test_changes_of_an_unknown_or_unscored_lead_is_404(client: TestClient) -> None:
     assert client.get("/v1/leads/never-seen/changes").status_code == 404
+    imported = client.get("/v1/leads/demo-000001/changes")  # a lead of the seeded funnel
+    assert imported.status_code == 404 and "no score" in imported.json()["detail"]
 
 
 def test_from_after_to_is_refused(client: TestClient) -> None:
@@ -382,6 +384,40 @@ def test_the_cli_prints_a_working_link(client: TestClient, settings: Settings) -
     assert unknown.exit_code == 2 and "no score of lead 'nobody'" in unknown.output
     too_long = CliRunner().invoke(cli, ["card-link", "card-cli", "--expires-in", "999999"], env=env)
     assert too_long.exit_code == 2 and "--expires-in" in too_long.output
+
+
+def test_settings_mistakes_are_one_line_errors_not_tracebacks(
+    client: TestClient, settings: Settings, tmp_path: Path
+) -> None:
+    scored(client, "card-settings", FIRST)
+    stored_scores(client)
+    base = {"LEADLOOP_DATABASE_URL": settings.database_url, "LEADLOOP_PII_KEY": "unused-here"}
+    short = tmp_path / "short.key"
+    short.write_text("short")
+    mistakes = {
+        "LEADLOOP_CARD_KEY_FILE": (str(tmp_path), "is a folder"),
+        "LEADLOOP_CARD_KEY": ("too-short", "at least 32"),
+        "LEADLOOP_SHARED_EMAIL_DOMAINS": ("[gmail.com", "LEADLOOP_SHARED_EMAIL_DOMAINS"),
+        "LEADLOOP_PUBLIC_URL": ("https://leads.example.com?x=1", "no query"),
+    }
+    for variable, (value, said) in mistakes.items():
+        made = CliRunner().invoke(cli, ["card-link", "card-settings"], env=base | {variable: value})
+        assert made.exit_code == 2 and said in made.output, (variable, made.output)
+    for path, said in ((short, "holds a key of 5 bytes"), (tmp_path / "typo" / "k", "mistyped")):
+        env = base | {"LEADLOOP_CARD_KEY_FILE": str(path)}
+        made = CliRunner().invoke(cli, ["card-link", "card-settings"], env=env)
+        assert made.exit_code == 2 and said in made.output, made.output
+    assert not (tmp_path / "typo").exists()  # no folder made for a mistyped path
+    # Lists read as JSON or between commas alike.
+    env = base | {"LEADLOOP_CARD_KEY": "k" * 32}
+    for listed in (
+        '["https://a.example", "https://b.example"]',
+        "https://a.example, https://b.example",
+    ):
+        made = CliRunner().invoke(
+            cli, ["card-link", "card-settings"], env=env | {"LEADLOOP_CARD_FRAME_ANCESTORS": listed}
+        )
+        assert made.exit_code == 0, made.output
 
 
 # --- In a real browser --------------------------------------------------------------------------

@@ -293,6 +293,21 @@ def test_an_erased_lead_takes_its_deliveries_with_it(
     assert {d.lead_id for d in deliveries(sessions)} == {"kept"}
 
 
+def test_a_delivery_id_is_never_given_again_after_an_erasure(
+    sessions: sessionmaker[Session], demo_schema: LeadSchema
+) -> None:
+    """Receivers drop a repeated delivery id: the ids of erased deliveries stay used."""
+    write(sessions, demo_schema, [batch({"first": (40, "C")})])
+    write(sessions, demo_schema, [batch({"first": (90, "A")}, NOW + timedelta(1))])
+    erased = {d.id for d in deliveries(sessions)}
+    with sessions.begin() as session:
+        erasure.erase_lead(session, "first", PII_KEY, NOW)
+    write(sessions, demo_schema, [batch({"second": (40, "C")})])
+    write(sessions, demo_schema, [batch({"second": (90, "A")}, NOW + timedelta(1))])
+    again = {d.id for d in deliveries(sessions)}
+    assert again and not again & erased and min(again) > max(erased)
+
+
 def test_the_previous_score_is_the_newest_and_among_equal_times_the_last_written(
     sessions: sessionmaker[Session], demo_schema: LeadSchema
 ) -> None:

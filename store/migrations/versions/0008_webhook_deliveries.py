@@ -46,6 +46,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_deliveries")),
+        sqlite_autoincrement=True,  # ids of erased deliveries are never handed out again
     )
     op.create_index(
         op.f("ix_webhook_deliveries_status_next_attempt_at"),
