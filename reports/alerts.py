@@ -8,7 +8,9 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Alert:
-    kind: str  # source_stopped_converting | feature_drift | calibration_drift | sla_breaches
+    #: source_stopped_converting | outcome_feed_stalled | feature_drift | calibration_drift |
+    #: sla_breaches
+    kind: str
     subject: str  # the source, feature or grade it is about
     since: str  # ISO date the problem started, as far as the report can tell
     evidence: str  # the numbers behind it, in one sentence

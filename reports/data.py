@@ -6,7 +6,7 @@ ever read: the store keeps only their keyed hashes, and reports take the model f
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
@@ -19,6 +19,7 @@ from store.outcomes import Outcome, latest_closing_outcomes
 from store.repository import ReportFrames, report_frames
 
 _TIME = "datetime64[ns, UTC]"
+FEED_COLUMNS = ["occurred_at", "source"]
 
 
 def _first(events: pd.DataFrame, kind: str) -> pd.Series:
@@ -48,6 +49,14 @@ class ReportData:
     features: pd.DataFrame  # the model fields of each lead, as last scored or stored
     champion: LoadedScorer | None
     as_of: pd.Timestamp
+    #: Each outcome and lifecycle event known at `as_of`: `occurred_at` and the lead's `source`.
+    feed: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FEED_COLUMNS))
+    #: The latest sign of activity (a lead, a score, or the date asked for): how long the
+    #: feed has been silent is measured up to it.
+    activity_until: pd.Timestamp | None = None
+    #: The date asked for, when it was later than the last outcome (the reports then judge as
+    #: of the last outcome: nothing is known of what converted since).
+    asked_as_of: pd.Timestamp | None = None
     #: Why the reports judge no model, when they do not.
     no_champion_because: str | None = None
 
@@ -65,7 +74,7 @@ def read_report_data(
     """
     with sessions() as session:
         frames = report_frames(session)
-    moment = _as_of(as_of, frames)
+    moment, asked, activity = _judged_as_of(as_of, frames)
     usable, why = champion.champion, None
     if champion.problem is not None:
         why = f"the champion could not be loaded ({champion.problem}): nothing to judge"
@@ -73,7 +82,8 @@ def read_report_data(
         why = "no champion has been trained yet: nothing to judge"
     elif trained_after(usable, moment):
         usable, why = None, "no champion that predates the report's date: nothing to judge"
-    return replace(build_report_data(schema, usable, moment, frames), no_champion_because=why)
+    data = build_report_data(schema, usable, moment, frames)
+    return replace(data, activity_until=activity, asked_as_of=asked, no_champion_because=why)
 
 
 def trained_after(champion: LoadedScorer, as_of: pd.Timestamp) -> bool:
@@ -81,16 +91,30 @@ def trained_after(champion: LoadedScorer, as_of: pd.Timestamp) -> bool:
     return pd.Timestamp(champion.card.seen_until) > as_of
 
 
-def _as_of(as_of: datetime | None, frames: ReportFrames) -> pd.Timestamp:
-    if as_of is not None:
-        return pd.Timestamp(as_of).tz_convert("UTC")
-    columns = (
-        frames.leads["created_at"],
-        frames.events["occurred_at"],
-        frames.snapshots["scored_at"],
-    )
-    times = [pd.to_datetime(column, utc=True).max() for column in columns if len(column)]
-    return max(times) if times else pd.Timestamp.now(tz="UTC")
+def _judged_as_of(
+    as_of: datetime | None, frames: ReportFrames
+) -> tuple[pd.Timestamp, pd.Timestamp | None, pd.Timestamp]:
+    """The date the reports judge as of, the date asked for when it was later than the last
+    outcome, and the latest sign of activity.
+
+    Outcomes are what the reports judge, so they are dated by the last one: a lead scored
+    after the CRM's last outcome (or a date asked for beyond it) says nothing of what converted
+    since, and must not move the judgement to a date when every lead looks unconverted.
+    """
+
+    def latest(column: pd.Series) -> pd.Timestamp | None:
+        return pd.to_datetime(column, utc=True).max() if len(column) else None
+
+    last_outcome = latest(frames.events["occurred_at"])
+    activity = [latest(frames.leads["created_at"]), latest(frames.snapshots["scored_at"])]
+    asked = pd.Timestamp(as_of).tz_convert("UTC") if as_of is not None else None
+    seen = [t for t in [*activity, last_outcome, asked] if t is not None]
+    until = max(seen) if seen else pd.Timestamp.now(tz="UTC")
+    if last_outcome is None:
+        return (asked if asked is not None else until), None, until
+    if asked is None or asked > last_outcome:
+        return last_outcome, asked, until
+    return asked, None, until
 
 
 def build_report_data(
@@ -129,4 +153,8 @@ def build_report_data(
     else:
         table["probability"], table["grade"] = np.nan, None
     table["source"] = table["source"].fillna("(none)")
-    return ReportData(leads=table, features=features, champion=champion, as_of=as_of)
+    sources = table.set_index("lead_id")["source"]
+    feed = pd.DataFrame(
+        {"occurred_at": events["occurred_at"], "source": events["lead_id"].map(sources)}
+    ).dropna(subset=["source"])
+    return ReportData(leads=table, features=features, champion=champion, as_of=as_of, feed=feed)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from features.schema import LeadSchema
-from reports import follow_up, source_quality
+from reports import follow_up, outcome_feed, source_quality
 from reports.alerts import Alert
 from reports.data import ReportData
 from reports.funnel_plan import Target, default_target, funnel_plan
@@ -78,6 +78,43 @@ def source_quality_report(data: ReportData, horizon: timedelta) -> tuple[Documen
         "predicted_vs_actual": source_quality.predicted_vs_actual(table),
     }
     return report, alerts
+
+
+def with_feed_health(
+    found: tuple[Document, list[Alert]], data: ReportData
+) -> tuple[Document, list[Alert]]:
+    """The source-quality report with the outcome feed's health: an `outcome_feed_stalled`
+    alert for each feed silent for longer than usual, and no `source_stopped_converting` for
+    a source whose own outcomes stopped arriving (its leads look unconverted for want of news;
+    a silence of every source needs no such care: the reports are dated by the last outcome)."""
+    report, alerts = found
+    until = data.activity_until if data.activity_until is not None else data.as_of
+    stalls = outcome_feed.stalled_feeds(data.feed, data.leads, until)
+    silent = {s.subject for s in stalls}
+    kept = [
+        a for a in alerts if not (a.kind == "source_stopped_converting" and a.subject in silent)
+    ]
+    stalled = [
+        Alert(
+            kind="outcome_feed_stalled",
+            subject=s.subject,
+            since=s.last_outcome.date().isoformat(),
+            evidence=(
+                f"no outcome for {s.silent_days:.0f} days after {s.last_outcome:%Y-%m-%d}, "
+                f"while {s.outcomes_in_window} in the {outcome_feed.WINDOW.days} days before "
+                f"make a silence of more than {s.usual_days:.1f} days unlikely: is the CRM "
+                "still posting outcomes? Win rates are not judged past the last outcome"
+            ),
+            report="source_quality.html",
+        )
+        for s in stalls
+    ]
+    feed = {
+        "last_outcome": data.feed["occurred_at"].max() if len(data.feed) else None,
+        "activity_until": until,
+        "stalled": [s.subject for s in stalls],
+    }
+    return report | {"outcome_feed": feed}, stalled + kept
 
 
 def follow_up_report(data: ReportData, sla_hours: float) -> tuple[Document, list[Alert]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,8 @@ class ReportRun:
     reports: dict[str, str]  # report name -> HTML file name
     alerts: list[dict[str, Any]]
     kpis: dict[str, Any]
+    #: What the person who asked should know about the run (a date moved back).
+    warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """The JSON document of `leadloop report --json`."""
@@ -67,6 +69,7 @@ class ReportRun:
             "reports": {name: str(self.out / file) for name, file in self.reports.items()},
             "alerts": self.alerts,
             "kpis": self.kpis,
+            "warnings": self.warnings,
         }
 
 
@@ -89,7 +92,14 @@ def write_reports(
     found = compute_reports(data, schema, target, config, progress)
     progress("Writing the pages")
     replace_folder(out, render_files(data.as_of, found))
-    return ReportRun(out=out, reports=found.files, alerts=found.every_alert, kpis=found.kpis)
+    warnings = []
+    if data.asked_as_of is not None:
+        warnings.append(
+            f"no outcome after {data.as_of:%Y-%m-%d %H:%M} UTC, the store's last: the reports "
+            f"judge as of then, not {data.asked_as_of:%Y-%m-%d %H:%M} UTC (what converted "
+            "since is not known)"
+        )
+    return ReportRun(out, found.files, found.every_alert, found.kpis, warnings)
 
 
 @dataclass(frozen=True)
@@ -121,6 +131,7 @@ def compute_reports(
     found: dict[str, tuple[documents.Document, list[Alert]]] = {}
     progress("Source quality and change detection")
     found["source_quality"] = documents.source_quality_report(data, horizon)
+    found["source_quality"] = documents.with_feed_health(found["source_quality"], data)
     progress("Follow-up SLA")
     found["follow_up"] = documents.follow_up_report(data, config.sla_hours)
     progress("Funnel plan")

@@ -237,7 +237,13 @@ class ModelOut(Strict):
 
 
 class AlertOut(Strict):
-    kind: Literal["source_stopped_converting", "feature_drift", "calibration_drift", "sla_breaches"]
+    kind: Literal[
+        "source_stopped_converting",
+        "outcome_feed_stalled",
+        "feature_drift",
+        "calibration_drift",
+        "sla_breaches",
+    ]
     subject: str = Field(description="The source, field or grade the alert is about.")
     since: str = Field(description="ISO date the problem started, as far as known.")
     evidence: str

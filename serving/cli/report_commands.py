@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from features.schema import load_schema
 from serving.cli.common import err, fail, open_registry, open_store, out, reported_errors, start
@@ -17,7 +18,10 @@ def report(
         None, "--out", metavar="DIR", help="Folder for the reports (default LEADLOOP_REPORTS_DIR)."
     ),
     as_of: datetime | None = typer.Option(
-        None, "--as-of", metavar="DATE", help="Report as of this time (default: latest activity)."
+        None,
+        "--as-of",
+        metavar="DATE",
+        help="Report as of this time (default and latest: the last outcome).",
     ),
     target: str | None = typer.Option(
         None, metavar="AMOUNT/PERIOD", help="Revenue target of the funnel plan: 250000/quarter."
@@ -51,6 +55,8 @@ def report(
             settings.report_config(),
             status.update,
         )
+    for warning in run.warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}")
     if json_output:
         print(json.dumps(run.summary()))
         return
