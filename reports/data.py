@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from features.schema import LeadSchema
 from models.registry import ChampionLookup, LoadedScorer
-from store.outcomes import Outcome, latest_closing_outcomes
+from store.outcomes import CLOSING_OUTCOMES, Outcome, latest_closing_outcomes
 from store.repository import ReportFrames, report_frames
 
 _TIME = "datetime64[ns, UTC]"
@@ -49,7 +49,7 @@ class ReportData:
     features: pd.DataFrame  # the model fields of each lead, as last scored or stored
     champion: LoadedScorer | None
     as_of: pd.Timestamp
-    #: Each outcome and lifecycle event known at `as_of`: `occurred_at` and the lead's `source`.
+    #: Each closing outcome known at `as_of`: `occurred_at` and the lead's `source`.
     feed: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FEED_COLUMNS))
     #: The latest sign of activity (a lead, a score, or the date asked for): how long the
     #: feed has been silent is measured up to it.
@@ -67,14 +67,15 @@ def read_report_data(
     champion: ChampionLookup,
     as_of: datetime | None,
 ) -> ReportData:
-    """Read the store as it was at `as_of` (default: its latest lead, score or event).
+    """Read the store as it was at `as_of` (default, and at the latest: its last closing
+    outcome).
 
     A champion that learnt from leads after that date is left out: it would judge them in
     hindsight.
     """
     with sessions() as session:
         frames = report_frames(session)
-    moment, asked, activity = _judged_as_of(as_of, frames)
+    moment, asked, activity = _judged_as_of(as_of, frames, pd.Timestamp.now(tz="UTC"))
     usable, why = champion.champion, None
     if champion.problem is not None:
         why = f"the champion could not be loaded ({champion.problem}): nothing to judge"
@@ -92,26 +93,33 @@ def trained_after(champion: LoadedScorer, as_of: pd.Timestamp) -> bool:
 
 
 def _judged_as_of(
-    as_of: datetime | None, frames: ReportFrames
+    as_of: datetime | None, frames: ReportFrames, now: pd.Timestamp
 ) -> tuple[pd.Timestamp, pd.Timestamp | None, pd.Timestamp]:
     """The date the reports judge as of, the date asked for when it was later than the last
-    outcome, and the latest sign of activity.
+    outcome, and the latest sign of activity (the date asked for, or without one the store's
+    latest lead, score or outcome).
 
-    Outcomes are what the reports judge, so they are dated by the last one: a lead scored
-    after the CRM's last outcome (or a date asked for beyond it) says nothing of what converted
-    since, and must not move the judgement to a date when every lead looks unconverted.
+    Closing outcomes are what the reports judge, so they are dated by the last one: a lead
+    scored after the CRM's last outcome (or a date asked for beyond it) says nothing of what
+    converted since, and must not move the judgement to a date when every lead looks
+    unconverted. Hand-overs and contacts do not count: they go on when closing outcomes stop.
     """
 
     def latest(column: pd.Series) -> pd.Timestamp | None:
-        return pd.to_datetime(column, utc=True).max() if len(column) else None
+        times = pd.to_datetime(column, utc=True).dropna()
+        return times.max() if len(times) else None
 
-    last_outcome = latest(frames.events["occurred_at"])
-    activity = [latest(frames.leads["created_at"]), latest(frames.snapshots["scored_at"])]
+    events = frames.events
+    last_outcome = latest(events.loc[events["outcome"].isin(CLOSING_OUTCOMES), "occurred_at"])
     asked = pd.Timestamp(as_of).tz_convert("UTC") if as_of is not None else None
-    seen = [t for t in [*activity, last_outcome, asked] if t is not None]
-    until = max(seen) if seen else pd.Timestamp.now(tz="UTC")
+    if asked is None:
+        seen = [latest(frames.leads["created_at"]), latest(frames.snapshots["scored_at"])]
+        known = [t for t in [*seen, last_outcome] if t is not None]
+        until = max(known) if known else now  # an empty store: the reports say so
+    else:
+        until = asked  # what the store learnt after the date asked for is not known then
     if last_outcome is None:
-        return (asked if asked is not None else until), None, until
+        return until, None, until
     if asked is None or asked > last_outcome:
         return last_outcome, asked, until
     return asked, None, until
@@ -154,7 +162,8 @@ def build_report_data(
         table["probability"], table["grade"] = np.nan, None
     table["source"] = table["source"].fillna("(none)")
     sources = table.set_index("lead_id")["source"]
+    closing = events[events["outcome"].isin(CLOSING_OUTCOMES)]
     feed = pd.DataFrame(
-        {"occurred_at": events["occurred_at"], "source": events["lead_id"].map(sources)}
+        {"occurred_at": closing["occurred_at"], "source": closing["lead_id"].map(sources)}
     ).dropna(subset=["source"])
     return ReportData(leads=table, features=features, champion=champion, as_of=as_of, feed=feed)

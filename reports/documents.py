@@ -84,15 +84,21 @@ def with_feed_health(
     found: tuple[Document, list[Alert]], data: ReportData
 ) -> tuple[Document, list[Alert]]:
     """The source-quality report with the outcome feed's health: an `outcome_feed_stalled`
-    alert for each feed silent for longer than usual, and no `source_stopped_converting` for
-    a source whose own outcomes stopped arriving (its leads look unconverted for want of news;
-    a silence of every source needs no such care: the reports are dated by the last outcome)."""
+    alert for each feed silent for longer than usual, and, for a source whose own outcomes
+    stopped arriving, its drop withheld (its leads look unconverted for want of news) from the
+    alerts, the change table and the funnel plan that reads it. A silence of every source
+    needs no such care: the reports are dated by the last outcome."""
     report, alerts = found
     until = data.activity_until if data.activity_until is not None else data.as_of
     stalls = outcome_feed.stalled_feeds(data.feed, data.leads, until)
     silent = {s.subject for s in stalls}
-    kept = [
-        a for a in alerts if not (a.kind == "source_stopped_converting" and a.subject in silent)
+    stopped = "source_stopped_converting"
+    kept = [a for a in alerts if not (a.kind == stopped and a.subject in silent)]
+    changes = [
+        c | {"dropped": False, "withheld": "its outcomes stopped arriving"}
+        if c["source"] in silent and c["dropped"]
+        else c
+        for c in report["changes"]
     ]
     stalled = [
         Alert(
@@ -101,9 +107,10 @@ def with_feed_health(
             since=s.last_outcome.date().isoformat(),
             evidence=(
                 f"no outcome for {s.silent_days:.0f} days after {s.last_outcome:%Y-%m-%d}, "
-                f"while {s.outcomes_in_window} in the {outcome_feed.WINDOW.days} days before "
-                f"make a silence of more than {s.usual_days:.1f} days unlikely: is the CRM "
-                "still posting outcomes? Win rates are not judged past the last outcome"
+                f"while its pace ({s.outcomes_in_window} won, lost or disqualified in the "
+                f"{outcome_feed.WINDOW.days} days before) makes a silence of more than "
+                f"{s.usual_days:.1f} days unlikely: is the CRM still posting outcomes? Win "
+                "rates are not judged past the last outcome"
             ),
             report="source_quality.html",
         )
@@ -114,7 +121,7 @@ def with_feed_health(
         "activity_until": until,
         "stalled": [s.subject for s in stalls],
     }
-    return report | {"outcome_feed": feed}, stalled + kept
+    return report | {"changes": changes, "outcome_feed": feed}, stalled + kept
 
 
 def follow_up_report(data: ReportData, sla_hours: float) -> tuple[Document, list[Alert]]:

@@ -8,7 +8,8 @@ that rate, with outcomes arriving as a Poisson process, a silence of `g` days ha
 exp(-rate x g). The feed is stalled when that probability falls below `ALPHA` and the silence is
 also longer than any gap the window itself held (CRMs post in batches: a feed that comes once a
 week is not stalled after six days). A source is judged only while it has open leads, and only
-with `MIN_OUTCOMES` in the window.
+with `MIN_OUTCOMES` in the window; its silence runs to the last outcome of any source (while the
+others went on), so a source that went quiet before every source did is named too.
 """
 
 from __future__ import annotations
@@ -43,22 +44,22 @@ class FeedStall:
 def stalled_feeds(
     events: pd.DataFrame, leads: pd.DataFrame, until: pd.Timestamp
 ) -> list[FeedStall]:
-    """Feeds silent since their last outcome for longer than usual, as of `until` (the latest
-    sign of activity: a lead, a score, or the date asked for). `events`: `occurred_at` and
-    `source` of every outcome and lifecycle event; `leads`: `source` and `outcome` (None while
-    open) of every lead. A silence of every source is one stall, of `ALL_SOURCES`; otherwise
-    each source whose own outcomes stopped while the others' go on."""
+    """Feeds silent since their last outcome for longer than usual. `events`: `occurred_at`
+    and `source` of every closing outcome; `leads`: `source` and `outcome` (None while open) of
+    every lead. Every source together is judged up to `until` (the latest sign of activity: a
+    lead, a score, or the date asked for); each source up to the last outcome of any source,
+    the time the others went on to, and only while it has open leads."""
+    if events.empty:
+        return []
     overall = _stall(ALL_SOURCES, events["occurred_at"], until)
-    if overall is not None:  # every source is silent: one alert says it, not one per source
-        return [overall]
-    found = []
+    others_until = events["occurred_at"].max()
     open_sources = set(leads.loc[leads["outcome"].isna(), "source"])
-    for source, times in events.groupby("source")["occurred_at"]:
-        if source in open_sources:
-            stall = _stall(str(source), times, until)
-            if stall is not None:
-                found.append(stall)
-    return found
+    stalls = [
+        _stall(str(source), times, others_until)
+        for source, times in events.groupby("source")["occurred_at"]
+        if source in open_sources
+    ]
+    return [s for s in [overall, *stalls] if s is not None]
 
 
 def _stall(subject: str, times: pd.Series, until: pd.Timestamp) -> FeedStall | None:

@@ -69,3 +69,16 @@ def test_a_feed_too_thin_to_judge_is_not_judged() -> None:
     assert len(events) < 10
     last = events["occurred_at"].max()
     assert stalled_feeds(events, leads_open_in("webinar"), last + pd.Timedelta(days=300)) == []
+
+
+def test_a_source_that_went_quiet_first_is_named_beside_every_source() -> None:
+    events = feed({"webinar": 5, "referral": 2}, 120)
+    referral_quiet = (events["source"] == "referral") & (
+        events["occurred_at"] >= START + pd.Timedelta(days=80)
+    )
+    events = events[~referral_quiet]
+    last = events["occurred_at"].max()
+    stalls = stalled_feeds(
+        events, leads_open_in("webinar", "referral"), last + pd.Timedelta(days=30)
+    )
+    assert [s.subject for s in stalls] == [ALL_SOURCES, "referral"]
