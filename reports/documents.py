@@ -171,6 +171,8 @@ def kpis(data: ReportData, sla_hours: float, days: int = KPI_DAYS) -> Document:
     champion = data.champion
     return {
         "as_of": data.as_of.isoformat(),
+        # The date asked for, when later than the last outcome (the reports are dated by it).
+        "asked_as_of": data.asked_as_of.isoformat() if data.asked_as_of is not None else None,
         "days": days,
         "leads": int(len(created)),
         "hand_overs": int(len(handed)),

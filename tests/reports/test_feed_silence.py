@@ -20,7 +20,7 @@ from serving.cli import app as cli
 from serving.settings import Settings
 from store.snapshot_writer import ScoredBatch, ScoredLead, write_batches
 from store.tables import OutcomeEvent
-from tests.support import NOW, PII_KEY, TrainedSetup, open_store, report
+from tests.support import NOW, PII_KEY, TrainedSetup, api_client, open_store, report
 
 STOPPED = "source_stopped_converting"
 
@@ -59,6 +59,17 @@ def test_a_date_after_the_last_outcome_is_judged_as_of_that_outcome(
     assert [a["subject"] for a in stalls] == ["all sources"]
     assert stalls[0]["since"] == last_outcome(sessions).date().isoformat()
     assert not [a for a in usual.alerts if a["kind"] == "outcome_feed_stalled"]
+
+    assert later.kpis["asked_as_of"].startswith("2027-01-15") and usual.kpis["asked_as_of"] is None
+    dashboard = (tmp_path / "later" / "index.html").read_text()
+    assert "Asked for 2027-01-15" in dashboard
+    page = (tmp_path / "later" / "source_quality.html").read_text()
+    assert "Outcomes stopped arriving for longer than usual: all sources" in page
+    served = settings.model_copy(update={"reports_dir": tmp_path / "later"})
+    with api_client(served) as client:
+        answer = client.get("/v1/alerts")
+    assert answer.status_code == 200, answer.text
+    assert "outcome_feed_stalled" in {a["kind"] for a in answer.json()["alerts"]}
 
     env = {"LEADLOOP_DATABASE_URL": settings.database_url,
            "LEADLOOP_MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
