@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -14,7 +16,7 @@ from serving.champion_watch import RegistryView
 from serving.crm import CrmSetup
 from serving.key_cache import KeyCache
 from serving.model_versions import ModelVersions
-from store.disqualified import DisqualifiedIndex
+from store.disqualified import DisqualifiedIndex, PreviousDisqualification
 from store.snapshot_writer import SnapshotWriter
 
 
@@ -46,6 +48,10 @@ class AppState:
     shared_email_domains: frozenset[str] = frozenset()
     #: The CRM mapping and secrets of `POST /v1/crm/...` (unset: those routes answer 404).
     crm: CrmSetup = field(default_factory=CrmSetup)
+
+    def previously_disqualified(self, lead: Mapping[str, Any]) -> PreviousDisqualification | None:
+        """Whether sales disqualified `lead`, or its company, before (as the index last read)."""
+        return self.disqualified.lookup(lead, self.schema, self.pii_key, self.shared_email_domains)
 
     @property
     def stale(self) -> bool:

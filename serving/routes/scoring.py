@@ -90,14 +90,12 @@ async def scoring_call(
     """The caller's key checked (401, 403), then the model served (503 before there is one)."""
     state: AppState = request.app.state.leadloop
     await check_key(state, credentials, security_scopes.scopes)
-    disqualified = partial(
-        state.disqualified.lookup,
-        schema=state.schema,
-        pii_key=state.pii_key,
-        shared_domains=state.shared_email_domains,
-    )
     return ScoringCall(
-        served_model(state), state.schema, state.writer, request.app.state.metrics, disqualified
+        served_model(state),
+        state.schema,
+        state.writer,
+        request.app.state.metrics,
+        state.previously_disqualified,
     )
 
 

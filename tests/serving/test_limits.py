@@ -7,14 +7,11 @@ from __future__ import annotations
 import json
 import pickle
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 from starlette.testclient import TestClient
 from uvicorn.importer import import_from_string
 
@@ -22,7 +19,7 @@ from serving.app import create_app
 from serving.limits import TokenBuckets
 from serving.server import GuardedHttpTools, WorkerHttpTools, uvicorn_config, worker_app
 from serving.settings import Settings
-from tests.support import NOW, api_key, bearer, make_settings
+from tests.support import NOW, api_key, bearer, make_settings, running_server
 
 MAX_BODY = 4096
 #: Short, so that the tests of slow clients wait little; they assert what happens, not when.
@@ -213,20 +210,8 @@ class Server:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The app under `leadloop serve`'s uvicorn configuration, on a free loopback port."""
     settings = limited_settings(tmp_path_factory.mktemp("server"))
-    listening = socket.socket()
-    listening.bind(("127.0.0.1", 0))
-    config = uvicorn_config(create_app(settings), settings, "127.0.0.1", 0)
-    config.log_level = "warning"
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, kwargs={"sockets": [listening]}, daemon=True)
-    thread.start()
-    while not running.started and thread.is_alive():
-        time.sleep(0.02)
-    assert running.started, "uvicorn did not start"
-    yield Server(listening.getsockname()[1], api_key(settings, "admin"))
-    running.should_exit = True
-    thread.join(timeout=10)
-    listening.close()
+    with running_server(settings) as address:
+        yield Server(int(address.rsplit(":", 1)[1]), api_key(settings, "admin"))
 
 
 def status_of(answer: bytes) -> int:
