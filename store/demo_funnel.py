@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 from scipy.special import expit
+from scipy.stats import gamma
 from sqlalchemy.orm import Session, sessionmaker
 
 from features.schema import LeadSchema
@@ -91,6 +92,27 @@ LOST_REASONS = ("price", "competitor", "no_decision", "timing", "missing_feature
 DISQUALIFIED_REASONS = ("not_a_fit", "no_budget", "student", "spam", "wrong_region")
 FIRST_NAMES = ("ana", "ben", "chloe", "dev", "emma", "farid", "grace", "hugo", "ines", "jon")
 LAST_NAMES = ("smith", "garcia", "müller", "dubois", "rossi", "kowalski", "tanaka", "silva")
+
+
+@dataclass(frozen=True)
+class Delay:
+    """Days from a lead's creation to one kind of outcome: `offset` + Gamma(`shape`, `scale`)."""
+
+    offset: float
+    shape: float
+    scale: float
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return self.offset + rng.gamma(self.shape, self.scale, size=n)
+
+    def arrived_by(self, days: np.ndarray) -> np.ndarray:
+        """The probability that the outcome has arrived by each age in `days`."""
+        return gamma.cdf(np.asarray(days, float) - self.offset, self.shape, scale=self.scale)
+
+
+WIN_DELAY = Delay(15.0, 2.0, 20.0)
+LOSS_DELAY = Delay(10.0, 2.0, 25.0)
+DISQUALIFICATION_DELAY = Delay(0.0, 1.5, 4.0)
 
 
 @dataclass(frozen=True)
@@ -168,8 +190,12 @@ def _interactions(
     )
 
 
-def generate_demo_funnel(n_leads: int = DEFAULT_LEADS, seed: int = 0) -> DemoFunnel:
-    """Generate the demo funnel; the same arguments always give the same funnel."""
+def generate_demo_funnel(
+    n_leads: int = DEFAULT_LEADS, seed: int = 0, collapse: bool = True
+) -> DemoFunnel:
+    """Generate the demo funnel; the same arguments always give the same funnel. Without
+    `collapse`, every source is stable (the same leads, only `COLLAPSING_SOURCE`'s wins
+    after `COLLAPSE_AT` differ)."""
     if n_leads < 1:
         raise ValueError("n_leads must be positive")
     # One random stream, drawn step by step in this order: reordering the steps, or the draws
@@ -178,7 +204,7 @@ def generate_demo_funnel(n_leads: int = DEFAULT_LEADS, seed: int = 0) -> DemoFun
     created = _arrival_times(rng, n_leads)
     profile = _profiles(rng, n_leads)
     engagement = _engagement(rng, profile)
-    p_true = expit(_true_logit(created, profile, engagement))
+    p_true = expit(_true_logit(created, profile, engagement, collapse))
     closings = _closings(rng, created, profile, p_true)
     lead_ids = np.array([f"demo-{i:06d}" for i in range(n_leads)], dtype=object)
     contacts = _contact_details(rng, n_leads)
@@ -276,13 +302,15 @@ def _engagement(rng: np.random.Generator, profile: _Profile) -> _Engagement:
     )
 
 
-def _true_logit(created: np.ndarray, profile: _Profile, engagement: _Engagement) -> np.ndarray:
+def _true_logit(
+    created: np.ndarray, profile: _Profile, engagement: _Engagement, collapse: bool
+) -> np.ndarray:
     """The true log-odds of winning: only fields the model may see, plus the source's collapse."""
     size, seniority = profile.size, profile.seniority
     page_views, form_fills = engagement.page_views, engagement.form_fills
     demo_requested = engagement.demo_requested
     is_decision_maker = np.isin(seniority, DECISION_MAKERS)
-    collapsed = (profile.source == COLLAPSING_SOURCE) & (created >= _naive(COLLAPSE_AT))
+    collapsed = collapse & (profile.source == COLLAPSING_SOURCE) & (created >= _naive(COLLAPSE_AT))
     return (
         INTERCEPT
         + profile.source_effect
@@ -337,8 +365,8 @@ def _closings(
     outcome = np.where(won, "won", np.where(disqualified, "disqualified", "lost"))
     delay_days = np.where(
         won,
-        15 + rng.gamma(2.0, 20.0, size=n),
-        np.where(disqualified, rng.gamma(1.5, 4.0, size=n), 10 + rng.gamma(2.0, 25.0, size=n)),
+        WIN_DELAY.draw(rng, n),
+        np.where(disqualified, DISQUALIFICATION_DELAY.draw(rng, n), LOSS_DELAY.draw(rng, n)),
     )
     occurred = created + (delay_days * 86_400).astype("timedelta64[s]")
     return _Closings(won=won, outcome=outcome, occurred=occurred, closed=occurred < _naive(END))
