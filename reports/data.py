@@ -75,7 +75,7 @@ def read_report_data(
     """
     with sessions() as session:
         frames = report_frames(session)
-    moment, asked, activity = _judged_as_of(as_of, frames, pd.Timestamp.now(tz="UTC"))
+    moment, asked, activity = judged_as_of(as_of, frames, pd.Timestamp.now(tz="UTC"))
     usable, why = champion.champion, None
     if champion.problem is not None:
         why = f"the champion could not be loaded ({champion.problem}): nothing to judge"
@@ -92,7 +92,7 @@ def trained_after(champion: LoadedScorer, as_of: pd.Timestamp) -> bool:
     return pd.Timestamp(champion.card.seen_until) > as_of
 
 
-def _judged_as_of(
+def judged_as_of(
     as_of: datetime | None, frames: ReportFrames, now: pd.Timestamp
 ) -> tuple[pd.Timestamp, pd.Timestamp | None, pd.Timestamp]:
     """The date the reports judge as of, the date asked for when it was later than the last

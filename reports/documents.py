@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from features.schema import LeadSchema
-from reports import follow_up, outcome_feed, source_quality
+from reports import follow_up, outcome_feed, rate_change, source_quality, source_signals
 from reports.alerts import Alert
 from reports.data import ReportData
 from reports.funnel_plan import Target, default_target, funnel_plan
@@ -51,33 +51,56 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def source_quality_report(data: ReportData, horizon: timedelta) -> tuple[Document, list[Alert]]:
-    changes = source_quality.source_changes(data.leads, data.as_of, horizon)
+    """Win rates by source and month, each source's most likely drop of its win rate (named
+    when the evidence reaches the threshold: a `source_stopped_converting` alert), and the
+    leading indicators' changes beside them, without alerts."""
+    changes = [
+        c.to_dict()
+        for c in source_signals.source_changes(data.leads, data.as_of, source_signals.WIN_RATE)
+    ]
+    leading = [
+        c.to_dict() | {"label": signal.label}
+        for signal in source_signals.LEADING_INDICATORS
+        for c in source_signals.source_changes(data.leads, data.as_of, signal)
+    ]
     table = source_quality.monthly(data.leads, data.as_of, horizon)
     alerts = [
         Alert(
             kind="source_stopped_converting",
             subject=c["source"],
             since=c["since"],
-            evidence=(
-                f"won within {horizon.days} days fell from {c['rate_before']:.1%} to "
-                f"{c['rate_after']:.1%} (posterior probability of a change "
-                f"{c['probability']:.3f}; start between {c['since_interval'][0]} and "
-                f"{c['since_interval'][1]})"
-            ),
+            evidence=_drop_evidence(c),
             report="source_quality.html",
         )
         for c in changes
-        if c["dropped"]
+        if c["named"]
     ]
     report = {
         "horizon_days": horizon.total_seconds() / 86400,
-        "change_probability": source_quality.CHANGE_PROBABILITY,
-        "min_relative_drop": source_quality.MIN_RELATIVE_DROP,
+        "detection": {
+            "false_alarm_rate": rate_change.ALPHA,
+            "threshold": rate_change.THRESHOLD,
+            "factors": rate_change.ODDS_RATIOS,
+            "relative_to_champion": data.champion is not None,
+        },
         "changes": changes,
+        "leading_indicators": leading,
         "monthly": _records(table),
         "predicted_vs_actual": source_quality.predicted_vs_actual(table),
     }
     return report, alerts
+
+
+def _drop_evidence(change: dict[str, Any]) -> str:
+    """The alert's evidence in a marketer's words."""
+    low, high = change["since_interval"]
+    return (
+        f"{change['events_after']} won so far of the {change['leads_after']:,} leads created "
+        f"since {change['since']}, where {change['expected_after']:.1f} were expected by now at "
+        f"the rate before; eventual win rate about {change['rate_before']:.1%} before, "
+        f"{change['rate_after']:.1%} since (a drop this clear comes by chance less than once "
+        f"in {1 / rate_change.ALPHA:,.0f} reports; started between {low} and {high})"
+    )
 
 
 def with_feed_health(
@@ -95,8 +118,8 @@ def with_feed_health(
     stopped = "source_stopped_converting"
     kept = [a for a in alerts if not (a.kind == stopped and a.subject in silent)]
     changes = [
-        c | {"dropped": False, "withheld": "its outcomes stopped arriving"}
-        if c["source"] in silent and c["dropped"]
+        c | {"named": False, "withheld": "its outcomes stopped arriving"}
+        if c["source"] in silent and c["named"]
         else c
         for c in report["changes"]
     ]
@@ -146,7 +169,7 @@ def funnel_plan_report(
 ) -> tuple[Document, list[Alert]]:
     """The plan for `target` (default: last quarter + 20%), sources that stopped converting
     counted at their rate since the change."""
-    dropped = {c["source"]: pd.Timestamp(c["since"], tz="UTC") for c in changes if c["dropped"]}
+    dropped = {c["source"]: c["rate_after"] for c in changes if c["named"]}
     chosen = target or default_target(data.leads, data.as_of)
     plan = funnel_plan(data.leads, data.as_of, horizon, chosen, sales_capacity, dropped)
     return plan | {"default_target": target is None}, []

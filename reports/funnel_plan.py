@@ -1,7 +1,8 @@
 """Funnel plan: the leads each source must bring to reach a revenue target (pure).
 
 With the current source mix, each source's measured win rate and average deal size (among the
-leads of the `RATE_DAYS` days before the outcome horizon, or since its detected drop) give the
+leads of the `RATE_DAYS` days before the outcome horizon; for a source that stopped converting,
+its rate since the drop as the change detection measured it) give the
 revenue a lead of that source brings. The win rate counts wins within the horizon, which have
 all arrived, scaled up by the ratio of all wins to early wins among settled leads. The
 target divided by the mix's revenue per lead is the number of leads needed; hand-overs follow
@@ -73,9 +74,11 @@ def funnel_plan(
     horizon: timedelta,
     target: Target,
     capacity_per_month: int | None,
-    changed_since: dict[str, pd.Timestamp] | None = None,
+    rates_since_drop: dict[str, float] | None = None,
 ) -> dict:
-    """The plan; `changed_since` gives the start of a source's new rate (a detected drop)."""
+    """The plan; `rates_since_drop` gives the win rate of a source since its detected drop
+    (measured on every lead since, its outcomes so far weighed by its age: its mature leads
+    still show the old rate)."""
     ripe_until = as_of - horizon
     rate_from = ripe_until - pd.Timedelta(days=RATE_DAYS)
     mature = leads[(leads["created_at"] <= ripe_until) & (leads["created_at"] > rate_from)]
@@ -86,12 +89,10 @@ def funnel_plan(
     rows = []
     for source, share in mix.items():
         part = mature[mature["source"] == source]
-        since = (changed_since or {}).get(str(source))
-        if since is not None and (part["created_at"] >= since).any():
-            part = part[part["created_at"] >= since]  # only the rate it has now
         early = won_within(part, horizon)
         won = part[part["outcome"] == Outcome.WON]
         win_rate = min(float(early.mean()) * factor, 1.0) if len(part) else 0.0
+        win_rate = (rates_since_drop or {}).get(str(source), win_rate)
         deal = float(won["amount"].mean()) if won["amount"].notna().any() else 0.0
         handover_rate = float(part["handed_over"].notna().mean()) if len(part) else 0.0
         rows.append(

@@ -12,7 +12,15 @@ from typing import Any
 
 import pandas as pd
 from markupsafe import Markup
+from matplotlib.axes import Axes
+from matplotlib.axis import Axis
+from matplotlib.dates import DateFormatter, MonthLocator
 from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
+
+LINE = "#3b6ea8"
+DROP = "#b42318"
+WITHHELD = "#888888"
 
 
 def figure(width: float = 4.6, height: float = 4.2) -> Figure:
@@ -28,28 +36,62 @@ def svg(fig: Figure) -> Markup:
     return Markup(text[text.index("<svg") :])
 
 
-def source_win_rates(report: dict[str, Any]) -> Markup:
-    """Source quality: win rate by source and month of creation, detected drops marked."""
+def source_win_rates(report: dict[str, Any]) -> dict[str, Markup]:
+    """Source quality: one small chart per source of its win rate by month of creation, all on
+    one scale so they compare at a glance (solid: mature months; dotted: months whose outcomes
+    are still arriving), its named drop marked from the day it started (in grey when withheld:
+    the source's outcomes stopped arriving, so its leads only look unconverted)."""
     monthly = pd.DataFrame(report["monthly"])
     if monthly.empty:
-        return Markup()
-    fig = figure(9.5, 4.4)
-    axes = fig.subplots()
-    dropped = {c["source"]: c for c in report["changes"] if c["dropped"]}
-    for source, part in monthly.groupby("source"):
-        ripe = part[part["mature"]]
-        (line,) = axes.plot(ripe["month"], ripe["win_rate"], marker="o", label=source)
-        young = part[~part["mature"]]
-        axes.plot(young["month"], young["win_rate"], linestyle=":", color=line.get_color())
-        if source in dropped:
-            axes.axvline(dropped[source]["since"][:7], color=line.get_color(), linestyle="--")
-    axes.set(
-        title="Win rate by month of creation (dotted: outcomes still arriving)",
-        ylabel="won / closed",
+        return {}
+    start = pd.PeriodIndex(monthly["month"], freq="M").to_timestamp()
+    monthly = monthly.assign(
+        middle=start + pd.Timedelta(days=14), win_rate=monthly["win_rate"].astype(float)
     )
-    axes.tick_params(axis="x", rotation=60)
-    axes.legend(fontsize=7, ncol=2)
-    return svg(fig)
+    months = (start.min(), start.max() + pd.offsets.MonthEnd(1))
+    peak = monthly["win_rate"].max()
+    top = 1.15 * (peak if peak > 0.01 else 0.01)
+    marked = {c["source"]: c for c in report["changes"] if c["named"] or c.get("withheld")}
+    charts = {}
+    for source, part in monthly.groupby("source"):
+        fig = figure(3.4, 2.3)
+        axes = fig.subplots()
+        ripe = part[part["mature"]]
+        axes.plot(ripe["middle"], ripe["win_rate"], marker="o", markersize=3, color=LINE)
+        young = part[~part["mature"]]
+        if len(ripe):  # one line: the dotted part goes on from the last mature month
+            young = pd.concat([ripe.tail(1), young])
+        axes.plot(young["middle"], young["win_rate"], linestyle=":", marker=".", color=LINE)
+        if source in marked:
+            _mark_change(axes, marked[source], months, top)
+        axes.set(xlim=months, ylim=(0, top), ylabel="win rate")
+        _as_percent(axes.yaxis)
+        axes.xaxis.set_major_locator(MonthLocator(bymonth=(1, 4, 7, 10)))
+        axes.xaxis.set_major_formatter(DateFormatter("%b %Y"))
+        axes.tick_params(labelsize=7)
+        charts[str(source)] = svg(fig)
+    return charts
+
+
+def _mark_change(
+    axes: Axes, change: dict[str, Any], months: tuple[pd.Timestamp, pd.Timestamp], top: float
+) -> None:
+    """A dashed line at the first day of the change, labelled on the side with room."""
+    withheld = bool(change.get("withheld"))
+    color = WITHHELD if withheld else DROP
+    since = pd.Timestamp(change["since"])
+    axes.axvline(since, color=color, linestyle="--", linewidth=1.2)
+    late = since > months[0] + (months[1] - months[0]) / 2
+    axes.annotate(
+        "withheld: feed stalled" if withheld else f"changed {change['since']}",
+        (since, top),
+        xytext=(-3 if late else 3, -3),
+        textcoords="offset points",
+        ha="right" if late else "left",
+        va="top",
+        fontsize=7,
+        color=color,
+    )
 
 
 def source_predicted_vs_actual(report: dict[str, Any]) -> Markup:
@@ -67,6 +109,7 @@ def source_predicted_vs_actual(report: dict[str, Any]) -> Markup:
     axes.set(
         title="Predicted vs actual (mature months)", xlabel="mean predicted", ylabel="win rate"
     )
+    _as_percent(axes.xaxis, axes.yaxis)
     return svg(fig)
 
 
@@ -93,9 +136,10 @@ def win_rate_by_response(report: dict[str, Any]) -> Markup:
         return Markup()
     fig = figure()
     axes = fig.subplots()
-    axes.bar([b["response"] for b in buckets], [b["win_rate"] for b in buckets], color="#3b6ea8")
+    axes.bar([b["response"] for b in buckets], [b["win_rate"] for b in buckets], color=LINE)
     axes.set(title="Win rate by response time", ylabel="win rate")
     axes.tick_params(axis="x", rotation=30)
+    _as_percent(axes.yaxis)
     return svg(fig)
 
 
@@ -116,7 +160,14 @@ def grade_calibration(report: dict[str, Any]) -> Markup:
         xlabel="predicted",
         ylabel="actual (censoring-weighted)",
     )
+    _as_percent(axes.xaxis, axes.yaxis)
     return svg(fig)
+
+
+def _as_percent(*axes: Axis) -> None:
+    """Rates on these axes read as percentages, like the tables."""
+    for axis in axes:
+        axis.set_major_formatter(PercentFormatter(1.0))
 
 
 def holdout_reliability(report: dict[str, Any]) -> Markup:
@@ -144,7 +195,7 @@ def holdout_lift(report: dict[str, Any]) -> Markup:
         return Markup()
     fig = figure()
     axes = fig.subplots()
-    axes.bar([d["decile"] for d in deciles], [d["lift"] for d in deciles], color="#3b6ea8")
+    axes.bar([d["decile"] for d in deciles], [d["lift"] for d in deciles], color=LINE)
     axes.axhline(1.0, color="#999", linestyle="--", linewidth=1)
     axes.set(
         xlabel="decile (1 = highest scores)",

@@ -160,7 +160,8 @@ def render_files(as_of: pd.Timestamp, found: ComputedReports) -> dict[str, str]:
         dated = documents.json_safe(document | {"as_of": as_of.isoformat(), "alerts": alerts})
         texts[f"{name}.json"] = _dumps(dated)
         if name == "drift" and found.drift_snapshot is not None:
-            texts["drift.html"] = found.drift_snapshot.get_html_str(as_iframe=False)
+            evidently = found.drift_snapshot.get_html_str(as_iframe=False)
+            texts["drift.html"] = pages.evidently_drift_page(evidently, dated)
         else:
             texts[f"{name}.html"] = PAGES[name](dated)
     texts[ALERTS_FILE] = _dumps(found.every_alert)

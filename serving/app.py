@@ -17,7 +17,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import State
@@ -98,7 +97,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url, create_folder=settings.store_folder_made)
         migrate(engine)
-        # Until `leadloop report` writes there, /reports/ answers 404 rather than failing.
+        # Until `leadloop report` writes there, /reports/ says how to make the reports.
         settings.reports_dir.mkdir(parents=True, exist_ok=True)
         registry = mlflow_client(settings.mlflow_tracking_uri)
         watch = ChampionWatch(registry, settings.model_name, schema)
@@ -181,7 +180,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(crm.router, responses=keyed)  # a key in `?key=` too: Salesforce
     app.include_router(operations.router, responses=LIMIT_RESPONSES)
     # What `leadloop report` wrote: the dashboard at /reports/ and each report beside it.
-    report_files = StaticFiles(directory=settings.reports_dir, html=True, check_dir=False)
+    report_files = reports.ReportFiles(directory=settings.reports_dir, html=True, check_dir=False)
     app.mount("/reports/", KeyRequired(report_files, Scope.READ), name="reports")
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.openapi = _with_route_answers(app.openapi)  # type: ignore[method-assign]

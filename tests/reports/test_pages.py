@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from html.parser import HTMLParser
 from typing import Any
@@ -26,6 +27,26 @@ def alert(subject: str = "paid_search") -> dict[str, Any]:
     }
 
 
+def change(source: str, named: bool = True, **fields: Any) -> dict[str, Any]:
+    """One source's most likely change of a rate, as `reports.rate_change` reports it."""
+    return {
+        "source": source,
+        "signal": "won",
+        "direction": "drop",
+        "since": "2026-02-01",
+        "since_interval": ["2026-01-20", "2026-02-10"],
+        "evidence": 8.0 if named else 1.2,
+        "threshold": 6.9,
+        "rate_before": 0.2,
+        "rate_after": 0.05,
+        "leads_before": 500,
+        "leads_after": 400,
+        "events_after": 6,
+        "expected_after": 24.5,
+        "named": named,
+    } | fields
+
+
 def source_quality(source: str = "webinar", months: int = 2) -> dict[str, Any]:
     monthly = [
         {
@@ -35,6 +56,7 @@ def source_quality(source: str = "webinar", months: int = 2) -> dict[str, Any]:
             "won": 40,
             "lost": 200,
             "disqualified": 10,
+            "closed": 250,
             "win_rate": 0.16,
             "disqualification_rate": 0.04,
             "predicted": 0.15,
@@ -42,25 +64,19 @@ def source_quality(source: str = "webinar", months: int = 2) -> dict[str, Any]:
         }
         for m in range(months)
     ]
+    rising = {"signal": "disqualified", "direction": "rise", "label": "disqualification rate"}
     return {
         "as_of": AS_OF,
         "alerts": [alert(source)],
         "horizon_days": 68.5,
-        "change_probability": 0.99,
-        "min_relative_drop": 0.25,
-        "changes": [
-            {
-                "source": source,
-                "since": "2026-02-01",
-                "since_interval": ["2026-01-20", "2026-02-10"],
-                "probability": 0.999,
-                "rate_before": 0.2,
-                "rate_after": 0.05,
-                "leads_before": 500,
-                "leads_after": 400,
-                "dropped": True,
-            }
-        ],
+        "detection": {
+            "false_alarm_rate": 0.001,
+            "threshold": 6.9,
+            "factors": {"drop": [0.75, 0.5], "rise": [1.33, 2.0]},
+            "relative_to_champion": True,
+        },
+        "changes": [change(source)],
+        "leading_indicators": [change(source, **rising, rate_before=0.04, rate_after=0.09)],
         "monthly": monthly,
         "predicted_vs_actual": [{"source": source, "predicted": 0.15, "win_rate": 0.16}]
         if months
@@ -220,6 +236,7 @@ EVERY_PAGE: dict[str, Callable[[], str]] = {
     ),
     "dashboard": lambda: dashboard([alert()]),
     "model_quality": lambda: pages.model_quality_page(model_quality()),
+    "no_reports": pages.no_reports_page,
 }
 
 
@@ -262,7 +279,8 @@ def test_every_page_extends_the_one_base_layout(name: str) -> None:
     parser = Balanced()
     parser.feed(html)
     assert parser.open == []
-    assert not [ref for ref in parser.external if not ref.endswith(".html")]  # no asset
+    pages_only = [ref.split("#")[0] for ref in parser.external]  # a page, at most an anchor
+    assert not [ref for ref in pages_only if not ref.endswith(".html")]  # no asset
 
 
 @pytest.mark.parametrize(
@@ -370,8 +388,8 @@ def test_model_quality_lists_each_time_proxy_decision_and_the_refit() -> None:
     ],
 )
 def test_table_cells_are_formatted_like_every_report(value: Any, shown: str) -> None:
-    html = pages.funnel_plan_page(funnel_plan(share=value))
-    assert body_rows(html)[0][:2] == ["webinar", shown]
+    row = body_rows(pages.funnel_plan_page(funnel_plan(average_deal=value)))[0]
+    assert [row[0], row[3]] == ["webinar", shown]
 
 
 def test_text_columns_are_left_aligned_and_numbers_right_aligned() -> None:
@@ -384,6 +402,7 @@ def test_dashboard_figures_are_formatted_and_missing_ones_shown_as_a_dash() -> N
     html = dashboard()
     for tile in ("<b>14,020</b>leads", "<b>26.7%</b>win rate", "<b>6.4</b>median hours"):
         assert tile in html
-    assert "<b>–</b>disqualification rate" in html and "<b>–</b>champion AUC" in html
+    assert "<b>–</b>disqualification rate" in html
+    assert re.search(r'<b>–</b><abbr title="[^"]+">champion AUC</abbr>', html)
     assert '<p class="good">No alert.</p>' in html
     assert '<a href="follow_up.html">Follow-up SLA</a>' in html
