@@ -16,7 +16,7 @@ from features.schema import LeadSchema
 from reports import follow_up, outcome_feed, rate_change, source_quality, source_signals
 from reports.alerts import Alert
 from reports.data import ReportData
-from reports.funnel_plan import Target, default_target, funnel_plan
+from reports.funnel_plan import RateSinceDrop, Target, default_target, funnel_plan
 from reports.model_health import model_health
 from store.outcomes import Outcome, won_label
 
@@ -80,7 +80,7 @@ def source_quality_report(data: ReportData, horizon: timedelta) -> tuple[Documen
         "detection": {
             "false_alarm_rate": rate_change.ALPHA,
             "threshold": rate_change.THRESHOLD,
-            "factors": rate_change.ODDS_RATIOS,
+            "odds_ratios": rate_change.ODDS_RATIOS,
             "relative_to_champion": data.champion is not None,
         },
         "changes": changes,
@@ -169,7 +169,9 @@ def funnel_plan_report(
 ) -> tuple[Document, list[Alert]]:
     """The plan for `target` (default: last quarter + 20%), sources that stopped converting
     counted at their rate since the change."""
-    dropped = {c["source"]: c["rate_after"] for c in changes if c["named"]}
+    dropped = {
+        c["source"]: RateSinceDrop(c["rate_after"], c["leads_after"]) for c in changes if c["named"]
+    }
     chosen = target or default_target(data.leads, data.as_of)
     plan = funnel_plan(data.leads, data.as_of, horizon, chosen, sales_capacity, dropped)
     return plan | {"default_target": target is None}, []
@@ -199,6 +201,7 @@ def kpis(data: ReportData, sla_hours: float, days: int = KPI_DAYS) -> Document:
         "days": days,
         "leads": int(len(created)),
         "hand_overs": int(len(handed)),
+        "closed": int(len(closed)),  # what the two rates below are out of
         "win_rate": float((closed["outcome"] == Outcome.WON).mean()) if len(closed) else None,
         "disqualification_rate": float((closed["outcome"] == Outcome.DISQUALIFIED).mean())
         if len(closed)

@@ -30,6 +30,14 @@ RATE_DAYS = 120
 
 
 @dataclass(frozen=True)
+class RateSinceDrop:
+    """A source's win rate since its detected drop, and how many leads it was measured on."""
+
+    win_rate: float
+    leads: int
+
+
+@dataclass(frozen=True)
 class Target:
     amount: float
     months: int
@@ -74,7 +82,7 @@ def funnel_plan(
     horizon: timedelta,
     target: Target,
     capacity_per_month: int | None,
-    rates_since_drop: dict[str, float] | None = None,
+    rates_since_drop: dict[str, RateSinceDrop] | None = None,
 ) -> dict:
     """The plan; `rates_since_drop` gives the win rate of a source since its detected drop
     (measured on every lead since, its outcomes so far weighed by its age: its mature leads
@@ -92,7 +100,10 @@ def funnel_plan(
         early = won_within(part, horizon)
         won = part[part["outcome"] == Outcome.WON]
         win_rate = min(float(early.mean()) * factor, 1.0) if len(part) else 0.0
-        win_rate = (rates_since_drop or {}).get(str(source), win_rate)
+        measured_on = len(part)
+        dropped = (rates_since_drop or {}).get(str(source))
+        if dropped is not None:
+            win_rate, measured_on = dropped.win_rate, dropped.leads
         deal = float(won["amount"].mean()) if won["amount"].notna().any() else 0.0
         handover_rate = float(part["handed_over"].notna().mean()) if len(part) else 0.0
         rows.append(
@@ -100,6 +111,7 @@ def funnel_plan(
                 "source": str(source),
                 "share": float(share),
                 "win_rate": win_rate,
+                "rate_leads": measured_on,  # the leads the win rate was measured on
                 "average_deal": deal,
                 "revenue_per_lead": win_rate * deal,
                 "handover_rate": handover_rate,

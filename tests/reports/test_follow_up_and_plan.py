@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from reports.follow_up import breach_alerts, win_rate_by_response, with_response
-from reports.funnel_plan import Target, funnel_plan, parse_target
+from reports.funnel_plan import RateSinceDrop, Target, funnel_plan, parse_target
 
 T0 = pd.Timestamp("2026-06-01", tz="UTC")
 
@@ -104,3 +104,23 @@ def test_plan_divides_the_target_by_revenue_per_lead() -> None:
     assert plan["leads_needed"] == pytest.approx(300_000 / 2_500)
     assert plan["leads_per_month"] == pytest.approx(40) and row["pipeline_multiple"] == 4
     assert plan["capacity_used"] == pytest.approx(40 / 50)
+
+
+def test_a_source_that_stopped_converting_is_planned_at_its_rate_since() -> None:
+    as_of = T0 + pd.Timedelta(days=100)
+    old = [
+        lead(i, "events", 1, "won" if i < 5 else "lost", 10_000 if i < 5 else None)
+        for i in range(20)
+    ]
+    recent = [
+        lead(1000 + i, "events", None, None) | {"created_at": as_of - pd.Timedelta(days=5)}
+        for i in range(30)
+    ]
+    # The mature leads still show 25%; the change detection measured 5% on the 300 since.
+    since = {"events": RateSinceDrop(0.05, 300)}
+    plan = funnel_plan(
+        frame(old + recent), as_of, timedelta(days=30), Target(300_000, 3), 50, since
+    )
+    (row,) = plan["sources"]
+    assert row["win_rate"] == 0.05 and row["rate_leads"] == 300
+    assert plan["leads_needed"] == pytest.approx(300_000 / 500)

@@ -112,13 +112,14 @@ PAGES_WITH_A_RATE: dict[str, Callable[[], str]] = {
 @pytest.mark.parametrize("name", PAGES_WITH_A_RATE)
 def test_rates_are_percentages_with_one_decimal(name: str) -> None:
     html = PAGES_WITH_A_RATE[name]()
-    assert "<td>12.3%</td>" in html
+    # With the leads it was measured on beside it, where the cell holds both.
+    assert re.search(r"<td>12\.3%( \(of [\d,]+\))?</td>", html)
     assert "0.1234" not in html and "12.34%" not in html
 
 
 def test_dashboard_rates_are_percentages() -> None:
     html = dashboard()
-    assert "<b>26.7%</b>win rate" in html and "0.2667" not in html
+    assert "<b>26.7%</b>win rate (of 15 closed)" in html and "0.2667" not in html
 
 
 def test_every_rate_of_the_source_page_shows_what_it_is_a_share_of() -> None:
