@@ -117,6 +117,14 @@ def test_rates_are_percentages_with_one_decimal(name: str) -> None:
     assert "0.1234" not in html and "12.34%" not in html
 
 
+def test_the_source_page_says_how_a_drop_is_decided() -> None:
+    report = source_quality()
+    report["detection"] |= {"false_alarm_rate": 0.0005, "threshold": 7.6}
+    text = " ".join(pages.source_quality_page(report).split())
+    assert "multiplies the odds of winning by one of 0.75, 0.5" in text
+    assert "reaches ln(1/0.0005) = 7.6" in text and "Ville's inequality" in text
+
+
 def test_dashboard_rates_are_percentages() -> None:
     html = dashboard()
     assert "<b>26.7%</b>win rate (of 15 closed)" in html and "0.2667" not in html
