@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -238,6 +241,15 @@ def detection(funnels: Funnels, probability: pd.Series | None) -> SeedResult:
     )
 
 
+def seed_result(seed: int, with_champion: bool = True) -> SeedResult:
+    """One seed's sweeps (run in a process of its own: the seeds are independent)."""
+    seed_funnels, funnel = funnels(seed)
+    probability = champion_probabilities(funnel) if with_champion else None
+    result = detection(seed_funnels, probability)
+    print(result, flush=True)
+    return result
+
+
 def timing(n_leads: int) -> dict:
     """Seconds of `write_reports` on a store of `n_leads` demo leads with a champion."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -270,29 +282,31 @@ def _cell(value: float | int | None, spec: str = "") -> str:
 
 def summary(results: list[SeedResult]) -> list[str]:
     """The figures the issue's targets read, over every seed."""
-    ratios = [r.ratio for r in results]
-    known = [r for r in ratios if r is not None]
-    errors_first = [abs(r.error_first_days) for r in results if r.error_first_days is not None]
-    errors_end = [abs(r.error_end_days) for r in results if r.error_end_days is not None]
-    bounds = [r.bound_days for r in results if r.bound_days is not None]
-    delays = [r.named_from for r in results if r.named_from is not None]
     n = len(results)
+    named = [r for r in results if r.named_from is not None]
+    if not named:
+        return [f"- The collapse was never named, in any of {n} seeds."]
+    ratios = [r.ratio for r in named if r.ratio is not None]
+    errors_first = [abs(r.error_first_days) for r in named if r.error_first_days is not None]
+    errors_end = [abs(r.error_end_days) for r in results if r.error_end_days is not None] or [0]
+    bounds = [r.bound_days for r in results if r.bound_days is not None] or [0]
+    delays = [r.named_from for r in named]
     return [
         f"- Detection delay: named **{statistics.median(delays):.0f} days** after the change "
         f"(median; {min(delays)} to {max(delays)}), against an information bound of "
         f"{statistics.median(bounds):.0f} days (median; {min(bounds)} to {max(bounds)}). Ratio "
-        f"to the bound: **median {statistics.median(known):.2f}, worst {max(known):.2f}** "
-        f"({len(known)} of {n} seeds named; targets 1.3 and 2).",
+        f"to the bound: **median {statistics.median(ratios):.2f}, worst {max(ratios):.2f}** "
+        f"({len(named)} of {n} seeds named; targets 1.3 and 2).",
         f"- Still named at the funnel's end: **{sum(r.error_end_days is not None for r in results)}"
         f" of {n} seeds**; named at every report after the first: "
-        f"{sum(r.missed_after == 0 for r in results if r.named_from)} of {len(delays)}.",
+        f"{sum(r.missed_after == 0 for r in named)} of {len(named)}.",
         f"- Start date found within **{max(errors_first)} days** of the true one at the first "
         f"naming (median {statistics.median(errors_first):.0f}), within **{max(errors_end)} days** "
         f"at the end (median {statistics.median(errors_end):.0f}).",
         f"- Seeds with any alert on a stable source, over every report of the three sweeps: "
         f"**{sum(bool(r.false_alarms) for r in results)} of {n}**; on the stalled feed: "
-        f"no alert in any seed where `outcome_feed_stalled` was raised "
-        f"({sum(r.stall_raised for r in results)} of {n} raised it).",
+        f"`outcome_feed_stalled` raised in {sum(r.stall_raised for r in results)} of {n} seeds "
+        "(its stable-source alerts count above).",
     ]
 
 
@@ -300,14 +314,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=SEEDS, help="how many seeds (default 20)")
     parser.add_argument("--no-timing", action="store_true", help="skip the report timings")
+    parser.add_argument(
+        "--without-champion",
+        action="store_true",
+        help="also run every sweep without a champion (each source's own rate; twice as long)",
+    )
     arguments = parser.parse_args()
     started = time.perf_counter()
-    results, without = [], []
-    for seed in range(arguments.seeds):
-        seed_funnels, funnel = funnels(seed)
-        results.append(detection(seed_funnels, champion_probabilities(funnel)))
-        without.append(detection(seed_funnels, None))
-        print(results[-1], without[-1], sep="\n", flush=True)
+    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        results = list(pool.map(seed_result, range(arguments.seeds)))
+        without = (
+            list(pool.map(seed_result, range(arguments.seeds), repeat(False)))
+            if arguments.without_champion
+            else []
+        )
     timings = [] if arguments.no_timing else [timing(n) for n in TIMING_SIZES]
     rows = [
         f"| {r.seed} | {_cell(r.bound_days)} | {_cell(r.named_from)} | {_cell(r.ratio, '.2f')} "
@@ -333,17 +353,25 @@ def main() -> None:
         f"mixture likelihood ratio whose threshold ln(1/{rate_change.ALPHA:g}) = "
         f"{rate_change.THRESHOLD:.1f} bounds a stable source's false-alarm rate at one report "
         f"by {rate_change.ALPHA:g}. The information bound is the first day the evidence of an "
-        f"ideal test (knowing the change day and both rates) reaches ln(1/{BOUND_ALPHA:g}).",
+        f"ideal test (knowing the change day and both rates) reaches ln(1/{BOUND_ALPHA:g}), as the "
+        "issue defines it: the detector's own threshold is stricter, for no false alarm over "
+        "reports repeated every 5 days on 15 stable sources.",
         "",
         "## Summary",
         "",
         *summary(results),
         "",
-        "Without a champion (a store that was never trained: each source's own rate, so a "
-        "source whose mix of leads changes by chance looks like it changed):",
-        "",
-        *summary(without),
-        "",
+        *(
+            [
+                "Without a champion (a store that was never trained: each source's own rate, "
+                "so a source whose mix of leads changes by chance looks like it changed):",
+                "",
+                *summary(without),
+                "",
+            ]
+            if without
+            else []
+        ),
         "Stable sweeps: the same funnels without the collapse (all eight sources stable) at "
         f"the same dates, and that funnel while closing outcomes stop arriving from "
         f"{STALL_FROM:%Y-%m-%d} (reports as of {STALL_DAYS[0]} to {STALL_DAYS[-1]} days into "

@@ -6,6 +6,7 @@ nothing); `reports.service` reads the store before and writes the files after.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -94,12 +95,15 @@ def source_quality_report(data: ReportData, horizon: timedelta) -> tuple[Documen
 def _drop_evidence(change: dict[str, Any]) -> str:
     """The alert's evidence in a marketer's words."""
     low, high = change["since_interval"]
+    odds = min(math.exp(change["evidence"]), 1e12)
     return (
-        f"{change['events_after']} won so far of the {change['leads_after']:,} leads created "
-        f"since {change['since']}, where {change['expected_after']:.1f} were expected by now at "
+        f"{change['events_after']:,} won and {change['ended_otherwise_after']:,} lost or "
+        f"disqualified so far of the {change['leads_after']:,} leads created since "
+        f"{change['since']}, where {change['expected_after']:.1f} wins were expected by now at "
         f"the rate before; eventual win rate about {change['rate_before']:.1%} before, "
-        f"{change['rate_after']:.1%} since (a drop this clear comes by chance less than once "
-        f"in {1 / rate_change.ALPHA:,.0f} reports; started between {low} and {high})"
+        f"{change['rate_after']:.1%} since. Chance alone shows a stable source a drop this clear "
+        f"in at most 1 report in {odds:,.0f} (a source is named from 1 in "
+        f"{1 / rate_change.ALPHA:,.0f}); it started between {low} and {high}"
     )
 
 

@@ -55,21 +55,24 @@ def lead_states(
     created: pd.Series, event_at: pd.Series, other_at: pd.Series, as_of: pd.Timestamp
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each lead's state at `as_of` (`EVENT`, `OTHER`, `NEITHER`) and its age in days then, or
-    when it reached that state. `event_at`, `other_at`: the times, NaT where none (by
-    `as_of`)."""
+    when it reached that state (NaN where that is before the lead was created: a CRM's dates
+    can be wrong, and such a delay says nothing of how long outcomes take). `event_at`,
+    `other_at`: the times, NaT where none (by `as_of`)."""
     has_event = event_at.notna().to_numpy()
     has_other = other_at.notna().to_numpy() & ~has_event
     end = event_at.where(has_event, other_at.where(has_other, as_of))
     days = ((end - created) / DAY).to_numpy(float)
     state = np.where(has_event, EVENT, np.where(has_other, OTHER, NEITHER))
-    return state, np.clip(np.nan_to_num(days, nan=0.0), 0.0, None)
+    return state, np.where(days >= 0, days, np.nan)
 
 
 def outcome_timing(state: np.ndarray, days: np.ndarray) -> OutcomeTiming | None:
     """Aalen-Johansen cumulative incidences of the event and of the other end, by whole days
     (ties: a lead ending on day d was followed on day d; one with neither yet is followed up to
-    its age). None without a single event or a day well observed."""
-    whole = np.floor(days).astype(int)
+    its age; a lead without a valid delay is left out). None without a single event or a day
+    well observed."""
+    valid = np.isfinite(days)
+    state, whole = state[valid], np.floor(days[valid]).astype(int)
     if len(whole) == 0 or not (state == EVENT).any():
         return None
     length = int(whole.max()) + 1
@@ -97,7 +100,7 @@ def event_delays(state: np.ndarray, days: np.ndarray, ages: np.ndarray) -> np.nd
     have the event, so a source whose rate fell recently does not seem to have slower events,
     which would hide the fall. `days`: each lead's delay (for those with the event); `ages`: each
     lead's age at the report's date. None without a well-observed day."""
-    seen = state == EVENT
+    seen = (state == EVENT) & np.isfinite(days)
     delay = np.floor(days[seen]).astype(int)
     age = np.maximum(np.floor(ages[seen]).astype(int), delay)
     if len(delay) == 0:
@@ -106,12 +109,25 @@ def event_delays(state: np.ndarray, days: np.ndarray, ages: np.ndarray) -> np.nd
     shorter = np.cumsum(np.bincount(delay, minlength=length))  # delays <= d
     too_young = np.concatenate([[0], np.cumsum(np.bincount(age, minlength=length))[: length - 1]])
     at_risk = (shorter - too_young[:length]).astype(float)  # delays <= d <= age
-    trusted = np.flatnonzero(at_risk >= MIN_AT_RISK)
-    if len(trusted) == 0:
+    # Trusted up to the first day, past the most followed one, with too few leads followed: a
+    # handful of leads with absurd dates (1970) must not stretch the estimate across a gap.
+    peak = int(np.argmax(at_risk))
+    if at_risk[peak] < MIN_AT_RISK:
         return None
-    last = int(trusted[-1]) + 1
+    thin = np.flatnonzero(at_risk[peak:] < MIN_AT_RISK)
+    last = peak + int(thin[0]) if len(thin) else length
     count, risk = np.bincount(delay, minlength=length)[:last], at_risk[:last]
     reverse_hazard = np.divide(count, risk, out=np.zeros(last), where=risk > 0)
     # F(d) = product over s > d of (1 - reverse hazard at s), with F(last day) = 1.
     beyond = np.cumprod((1.0 - reverse_hazard)[::-1])[::-1]
     return np.concatenate([beyond[1:], [1.0]])
+
+
+def blended(own: np.ndarray | None, everyone: np.ndarray, weight: float) -> np.ndarray:
+    """`weight` of a source's own distribution by age and the rest of every source's (the
+    longer array's last value holds beyond the shorter's end)."""
+    if own is None or weight <= 0.0:
+        return everyone
+    length = max(len(own), len(everyone))
+    ages = np.arange(length)
+    return weight * _read(own, ages) + (1.0 - weight) * _read(everyone, ages)

@@ -73,14 +73,18 @@ class RateChange:
     direction: Direction
     since: str  # the first day of the new rate (the day of the largest evidence)
     since_interval: tuple[str, str]
-    #: ln of the likelihood ratio of a change since `since` against none.
+    #: ln of the largest likelihood ratio of a change against none, over every start day, with
+    #: the old rate fitted on the settled leads (what names it).
     evidence: float
     threshold: float
     rate_before: float  # eventual rate, fitted on the leads before `since`
-    rate_after: float  # and on the leads since, their states so far weighed by their age
+    #: And since, from the leads since (their states so far weighed by their age) as the
+    #: mixture weighs each odds ratio.
+    rate_after: float
     leads_before: int
     leads_after: int
     events_after: int  # events so far among the leads since `since`
+    ended_otherwise_after: int  # and ends without it (for wins: lost or disqualified)
     expected_after: float  # events expected by now among them at the old rate
 
     @property
@@ -151,22 +155,31 @@ def most_likely_change(
     # before the most extreme day would be). Once a change is old, the settled leads include
     # some since it, which can move the most likely day: that is found again with the rate
     # fitted on the leads before it, until it stays put.
-    def evidence_against(old: SourceLeads) -> np.ndarray:
-        ratios = _evidence(leads, old.fitted_shift(), ODDS_RATIOS[direction], first)
-        return np.where(candidates, ratios, -np.inf)
+    odds_ratios = ODDS_RATIOS[direction]
+
+    def against(old: SourceLeads) -> tuple[np.ndarray, np.ndarray]:
+        """Each odds ratio's log-likelihood ratio by day, and their mixture's."""
+        each = _evidence(leads, old.fitted_shift(), odds_ratios, first)
+        mixed = logsumexp(each, axis=0) - math.log(len(odds_ratios))
+        return each, np.where(candidates, mixed, -np.inf)
 
     settled = int((leads.event_by_age >= SETTLED).sum())
-    located = evidence_against(leads.part(slice(0, max(settled, MIN_LEADS_BEFORE))))
-    strongest, best = float(located.max()), -1
+    each, located = against(leads.part(slice(0, max(settled, MIN_LEADS_BEFORE))))
+    strongest = float(located.max())
+    best = int(np.argmax(located))
     for _ in range(ROUNDS):
+        each, located = against(leads.part(slice(0, int(first[best]))))
         if int(np.argmax(located)) == best:
             break
         best = int(np.argmax(located))
-        located = evidence_against(leads.part(slice(0, int(first[best]))))
     split = int(first[best])
     close = np.flatnonzero(located >= located[best] - INTERVAL_NATS)
     before, after = leads.part(slice(0, split)), leads.part(slice(split, None))
     shift_before = before.fitted_shift()
+    # The odds ratio since, as the mixture weighs each against the leads since: bounded by the
+    # ratios weighed, where a fit on a few young leads would run to a rate of 0 or 1.
+    weights = np.exp(each[:, best] - logsumexp(each[:, best]))
+    shift_since = shift_before + float(weights @ np.log(odds_ratios))
     return RateChange(
         source=source,
         signal=signal,
@@ -176,10 +189,11 @@ def most_likely_change(
         evidence=strongest,
         threshold=THRESHOLD,
         rate_before=float(before.chances(shift_before).mean()),
-        rate_after=float(after.chances(after.fitted_shift()).mean()),
+        rate_after=float(after.chances(shift_since).mean()),
         leads_before=split,
         leads_after=len(leads.day) - split,
         events_after=int((after.state == EVENT).sum()),
+        ended_otherwise_after=int((after.state == OTHER).sum()),
         expected_after=after.expected_events(shift_before),
     )
 
@@ -187,13 +201,12 @@ def most_likely_change(
 def _evidence(
     leads: SourceLeads, shift: float, odds_ratios: tuple[float, ...], first: np.ndarray
 ) -> np.ndarray:
-    """For each day (`first`: the index of its first lead), the log of the mixture likelihood
-    ratio of the leads created on or after it: their odds times one of `odds_ratios` against
+    """For each odds ratio and each day (`first`: the index of its first lead), the log of the
+    likelihood ratio of the leads created on or after it: their odds times that ratio against
     the old ones (their baseline shifted by `shift`)."""
     unchanged = leads.log_likelihood(leads.chances(shift))
     ratios = np.stack(
         [leads.log_likelihood(leads.chances(shift + math.log(r))) - unchanged for r in odds_ratios]
     )
     by_day = np.add.reduceat(ratios, first, axis=1)
-    since_day = np.cumsum(by_day[:, ::-1], axis=1)[:, ::-1]
-    return logsumexp(since_day, axis=0) - math.log(len(odds_ratios))
+    return np.cumsum(by_day[:, ::-1], axis=1)[:, ::-1]

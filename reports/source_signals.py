@@ -15,12 +15,20 @@ import numpy as np
 import pandas as pd
 from scipy.special import logit
 
-from reports.outcome_timing import EVENT, OutcomeTiming, event_delays, lead_states, outcome_timing
+from reports.outcome_timing import (
+    EVENT,
+    OTHER,
+    OutcomeTiming,
+    blended,
+    event_delays,
+    lead_states,
+    outcome_timing,
+)
 from reports.rate_change import Direction, RateChange, SourceLeads, most_likely_change
 from store.outcomes import CLOSING_OUTCOMES, Outcome
 
-#: A source's own delays are used once it has this many events; before, every source's.
-MIN_OWN_EVENTS = 100
+#: A source's own delays weigh n / (n + PRIOR_ENDS) against every source's, n its own ends.
+PRIOR_ENDS = 30
 
 
 @dataclass(frozen=True)
@@ -64,9 +72,7 @@ def source_changes(leads: pd.DataFrame, as_of: pd.Timestamp, signal: Signal) -> 
     if everyone is None or delays is None:
         return []
     everyone = replace(everyone, event_by_age=delays)
-    probability = leads["probability"].to_numpy(float)
-    use_champion = signal.from_champion and bool(np.isfinite(probability).all())
-    baseline = logit(np.clip(probability, 1e-6, 1 - 1e-6)) if use_champion else np.zeros(len(leads))
+    baseline = _baselines(leads, signal)
     created = leads["created_at"].dt.tz_convert(None).to_numpy()
     found = []
     for source, index in leads.groupby("source").indices.items():
@@ -82,13 +88,37 @@ def source_changes(leads: pd.DataFrame, as_of: pd.Timestamp, signal: Signal) -> 
     return sorted(found, key=lambda c: -c.evidence)
 
 
+def _baselines(leads: pd.DataFrame, signal: Signal) -> np.ndarray:
+    """Each lead's log-odds before its source's shift: the champion's for wins (a lead it did
+    not score takes its source's mean), else 0 (the source's own rate)."""
+    probability = leads["probability"].to_numpy(float)
+    if not signal.from_champion or not np.isfinite(probability).any():
+        return np.zeros(len(leads))
+    odds = pd.Series(logit(np.clip(probability, 1e-6, 1 - 1e-6)), index=leads.index)
+    by_source = odds.groupby(leads["source"]).transform("mean")
+    return odds.fillna(by_source).fillna(odds.mean()).to_numpy()
+
+
 def _timing(
     state: np.ndarray, days: np.ndarray, ages: np.ndarray, everyone: OutcomeTiming
 ) -> OutcomeTiming:
-    """A source's own event delays when it has enough events (sources differ: an enterprise
-    channel closes slower, and every source's delays would make its young leads look short of
-    wins), else every source's; the other ends' delays are every source's."""
-    if (state == EVENT).sum() < MIN_OWN_EVENTS:
-        return everyone
-    own = event_delays(state, days, ages)
-    return everyone if own is None else replace(everyone, event_by_age=own)
+    """A source's own delays, shrunk towards every source's by how few of each end it has.
+    Sources differ (an enterprise channel closes slower, a channel of poor fits is disqualified
+    within days), and every source's delays would make a slow source's young leads look short of
+    wins, or a fast one's early losses look like a drop; a handful of a source's own would be
+    noise."""
+    own = outcome_timing(state, days)
+    events, others = int((state == EVENT).sum()), int((state == OTHER).sum())
+    return replace(
+        everyone,
+        event_by_age=blended(
+            event_delays(state, days, ages), everyone.event_by_age, _weight(events)
+        ),
+        other_by_age=blended(
+            own.other_by_age if own else None, everyone.other_by_age, _weight(others)
+        ),
+    )
+
+
+def _weight(count: int) -> float:
+    return count / (count + PRIOR_ENDS)
