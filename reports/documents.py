@@ -121,11 +121,16 @@ def with_feed_health(
     silent = {s.subject for s in stalls}
     stopped = "source_stopped_converting"
     kept = [a for a in alerts if not (a.kind == stopped and a.subject in silent)]
-    changes = [
-        c | {"named": False, "withheld": "its outcomes stopped arriving"}
-        if c["source"] in silent and c["named"]
-        else c
-        for c in report["changes"]
+    changes = [_withheld(c, silent, "its outcomes") for c in report["changes"]]
+    lifecycle = {
+        event: _silent_lifecycle(data, event, until)
+        for event in (Outcome.HANDED_OVER, Outcome.CONTACTED)
+    }
+    leading = [
+        _withheld(c, lifecycle[c["signal"]], "these events")
+        if c["signal"] in lifecycle
+        else _withheld(c, silent, "its outcomes")
+        for c in report["leading_indicators"]
     ]
     stalled = [
         Alert(
@@ -148,7 +153,25 @@ def with_feed_health(
         "activity_until": until,
         "stalled": [s.subject for s in stalls],
     }
-    return report | {"changes": changes, "outcome_feed": feed}, stalled + kept
+    document = report | {"changes": changes, "leading_indicators": leading, "outcome_feed": feed}
+    return document, stalled + kept
+
+
+def _withheld(change: dict[str, Any], silent: set[str], what: str) -> dict[str, Any]:
+    """A named change of a source (or of every source) whose news stopped: withheld."""
+    if not change["named"] or not ({change["source"], outcome_feed.ALL_SOURCES} & silent):
+        return change
+    return change | {"named": False, "withheld": f"{what} stopped arriving"}
+
+
+def _silent_lifecycle(data: ReportData, event: str, until: pd.Timestamp) -> set[str]:
+    """The sources (or all sources) whose `event` (first hand-overs, first contacts) stopped
+    arriving: a CRM that stops posting them makes every source's young leads look stuck."""
+    times = data.leads[event]
+    feed = pd.DataFrame({"occurred_at": times, "source": data.leads["source"]}).dropna()
+    # A lead without the event yet may still have it: it keeps its source's feed judged.
+    waiting = pd.DataFrame({"source": data.leads["source"], "outcome": times})
+    return {s.subject for s in outcome_feed.stalled_feeds(feed, waiting, until)}
 
 
 def follow_up_report(data: ReportData, sla_hours: float) -> tuple[Document, list[Alert]]:

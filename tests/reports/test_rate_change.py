@@ -12,7 +12,7 @@ import pytest
 from scipy.stats import gamma
 
 from reports.data import ReportData
-from reports.documents import source_quality_report
+from reports.documents import source_quality_report, with_feed_health
 from reports.outcome_timing import EVENT, NEITHER, OTHER, event_delays, lead_states, outcome_timing
 from reports.rate_change import RateChange
 from reports.source_signals import LEADING_INDICATORS, WIN_RATE, source_changes
@@ -224,18 +224,31 @@ def test_the_rate_since_a_young_drop_is_never_a_certain_zero() -> None:
     assert 0.003 < change.rate_after < 0.08
 
 
-def test_the_alert_says_what_arrived_against_what_was_expected() -> None:
-    leads, as_of = funnel(step(0.15, 0.03, 300), days=380)
-    data = ReportData(
-        leads=leads.assign(
-            lead_id=[f"l{i}" for i in range(len(leads))],
-            handed_over=pd.Series(pd.NaT, index=leads.index, dtype="datetime64[ns, UTC]"),
-            contacted=pd.Series(pd.NaT, index=leads.index, dtype="datetime64[ns, UTC]"),
-        ),
+def report_data(
+    leads: pd.DataFrame, as_of: pd.Timestamp, handed_over: pd.Series | None = None
+) -> ReportData:
+    """The report's data for `leads` (hand-overs at `handed_over`, else none)."""
+    never = pd.Series(pd.NaT, index=leads.index, dtype="datetime64[ns, UTC]")
+    leads = leads.assign(
+        lead_id=[f"l{i}" for i in range(len(leads))],
+        handed_over=never if handed_over is None else handed_over,
+        contacted=never,
+    )
+    closed = leads[leads["outcome"].notna()]
+    feed = pd.DataFrame({"occurred_at": closed["closed_at"], "source": closed["source"]})
+    return ReportData(
+        leads=leads,
         features=pd.DataFrame(index=leads.index),
         champion=None,
         as_of=as_of,
+        feed=feed,
+        activity_until=as_of,
     )
+
+
+def test_the_alert_says_what_arrived_against_what_was_expected() -> None:
+    leads, as_of = funnel(step(0.15, 0.03, 300), days=380)
+    data = report_data(leads, as_of)
     _, (alert,) = source_quality_report(data, pd.Timedelta(days=70).to_pytimedelta())
     change = the_change(leads, as_of)
     assert alert.kind == "source_stopped_converting" and alert.subject == "ads"
@@ -244,3 +257,18 @@ def test_the_alert_says_what_arrived_against_what_was_expected() -> None:
     )
     assert f"where {change.expected_after:.1f} wins were expected" in alert.evidence
     assert "in at most 1 report in" in alert.evidence and change.since in alert.evidence
+
+
+def test_hand_overs_that_stop_arriving_are_not_a_drop_of_every_source() -> None:
+    # The CRM stopped posting hand-overs three weeks ago; outcomes go on.
+    parts = [funnel(0.15, days=300, seed=seed, source=name) for seed, name in enumerate("ABC")]
+    leads, as_of = pd.concat([p[0] for p in parts], ignore_index=True), parts[0][1]
+    handed = leads["created_at"] + pd.Timedelta(hours=3)
+    data = report_data(leads, as_of, handed.where(handed < as_of - 21 * DAY))
+    found = source_quality_report(data, pd.Timedelta(days=70).to_pytimedelta())
+    fell = [c for c in found[0]["leading_indicators"] if c["signal"] == Outcome.HANDED_OVER]
+    assert {c["source"] for c in fell if c["named"]} == {"A", "B", "C"}  # seen alone: a drop
+    report, _ = with_feed_health(found, data)
+    judged = [c for c in report["leading_indicators"] if c["signal"] == Outcome.HANDED_OVER]
+    assert not any(c["named"] for c in judged)
+    assert {c["withheld"] for c in judged} == {"these events stopped arriving"}
