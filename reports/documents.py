@@ -51,19 +51,20 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return json_safe(frame.to_dict(orient="records"))
 
 
-def source_quality_report(data: ReportData, horizon: timedelta) -> tuple[Document, list[Alert]]:
+def source_quality_report(
+    data: ReportData, horizon: timedelta, false_alarm_rate: float = rate_change.ALPHA
+) -> tuple[Document, list[Alert]]:
     """Win rates by source and month, each source's most likely drop of its win rate (named
-    when the evidence reaches the threshold: a `source_stopped_converting` alert), and the
-    leading indicators' changes beside them, without alerts."""
-    changes = [
-        c.to_dict()
-        for c in source_signals.source_changes(data.leads, data.as_of, source_signals.WIN_RATE)
-    ]
-    leading = [
-        c.to_dict() | {"label": signal.label}
-        for signal in source_signals.LEADING_INDICATORS
-        for c in source_signals.source_changes(data.leads, data.as_of, signal)
-    ]
+    when chance alone would show one as clear at most `false_alarm_rate` of the time: a
+    `source_stopped_converting` alert), and the leading indicators' changes beside them,
+    without alerts."""
+
+    def changes_of(signal: source_signals.Signal) -> list[dict[str, Any]]:
+        found = source_signals.source_changes(data.leads, data.as_of, signal, false_alarm_rate)
+        return [c.to_dict() | {"label": signal.label} for c in found]
+
+    changes = changes_of(source_signals.WIN_RATE)
+    leading = [c for signal in source_signals.LEADING_INDICATORS for c in changes_of(signal)]
     table = source_quality.monthly(data.leads, data.as_of, horizon)
     alerts = [
         Alert(
@@ -79,8 +80,8 @@ def source_quality_report(data: ReportData, horizon: timedelta) -> tuple[Documen
     report = {
         "horizon_days": horizon.total_seconds() / 86400,
         "detection": {
-            "false_alarm_rate": rate_change.ALPHA,
-            "threshold": rate_change.THRESHOLD,
+            "false_alarm_rate": false_alarm_rate,
+            "threshold": math.log(1 / false_alarm_rate),
             "odds_ratios": rate_change.ODDS_RATIOS,
             "relative_to_champion": data.champion is not None,
         },
@@ -103,7 +104,7 @@ def _drop_evidence(change: dict[str, Any]) -> str:
         f"the rate before; eventual win rate about {change['rate_before']:.1%} before, "
         f"{change['rate_after']:.1%} since. Chance alone shows a stable source a drop this clear "
         f"in at most 1 report in {odds:,.0f} (a source is named from 1 in "
-        f"{1 / rate_change.ALPHA:,.0f}); it started between {low} and {high}"
+        f"{math.exp(change['threshold']):,.0f}); it started between {low} and {high}"
     )
 
 

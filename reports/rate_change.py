@@ -42,8 +42,10 @@ from scipy.special import expit, logsumexp
 
 from reports.outcome_timing import EVENT, OTHER
 
-#: The false-alarm rate of one report for one source and one signal without a change.
-ALPHA = 1e-3
+#: The false-alarm rate of one report for one source and one signal without a change, by
+#: default (`LEADLOOP_CHANGE_FALSE_ALARM_RATE`): 1 in 500 at one report; over reports repeated
+#: every 5 days, `make bench-reports` measures how often that names a stable source.
+ALPHA = 2e-3
 THRESHOLD = math.log(1 / ALPHA)
 #: The changes weighed (the new odds of the event as a multiple of the old), equally likely a
 #: priori: the smallest is by a quarter either way, smaller changes are not worth an alert.
@@ -140,10 +142,14 @@ class SourceLeads:
 
 
 def most_likely_change(
-    source: str, signal: str, direction: Direction, leads: SourceLeads
+    source: str,
+    signal: str,
+    direction: Direction,
+    leads: SourceLeads,
+    threshold: float = THRESHOLD,
 ) -> RateChange | None:
-    """The change of the source's rate most supported by its leads' states, named or not;
-    None with too few leads to know the old rate."""
+    """The change of the source's rate most supported by its leads' states, named when its
+    evidence reaches `threshold`; None with too few leads to know the old rate."""
     days, first = np.unique(leads.day, return_index=True)
     candidates = first >= MIN_LEADS_BEFORE
     if not candidates.any():
@@ -187,7 +193,7 @@ def most_likely_change(
         since=str(days[best]),
         since_interval=(str(days[close[0]]), str(days[close[-1]])),
         evidence=strongest,
-        threshold=THRESHOLD,
+        threshold=threshold,
         rate_before=float(before.chances(shift_before).mean()),
         rate_after=float(after.chances(shift_since).mean()),
         leads_before=split,

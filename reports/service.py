@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from features.schema import LeadSchema
 from models.registry import load_champion
-from reports import documents, pages, source_quality
+from reports import documents, pages, rate_change, source_quality
 from reports.alerts import Alert
 from reports.data import ReportData, read_report_data
 from reports.feed import ALERTS_FILE, KPIS_FILE
@@ -50,6 +50,8 @@ class ReportConfig:
     drift_days: int = 30
     #: Leads sales can work a month, for the funnel plan (None: not compared).
     sales_capacity: int | None = None
+    #: How rarely, at most, chance alone names a stable source at one report.
+    false_alarm_rate: float = rate_change.ALPHA
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,9 @@ def compute_reports(
     horizon = source_quality.outcome_horizon(data.leads, data.as_of)
     found: dict[str, tuple[documents.Document, list[Alert]]] = {}
     progress("Source quality and change detection")
-    found["source_quality"] = documents.source_quality_report(data, horizon)
+    found["source_quality"] = documents.source_quality_report(
+        data, horizon, config.false_alarm_rate
+    )
     found["source_quality"] = documents.with_feed_health(found["source_quality"], data)
     progress("Follow-up SLA")
     found["follow_up"] = documents.follow_up_report(data, config.sla_hours)

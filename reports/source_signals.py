@@ -9,6 +9,7 @@ funnel). Every signal is tested the same way (`reports.rate_change`), with its o
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -24,7 +25,7 @@ from reports.outcome_timing import (
     lead_states,
     outcome_timing,
 )
-from reports.rate_change import Direction, RateChange, SourceLeads, most_likely_change
+from reports.rate_change import ALPHA, Direction, RateChange, SourceLeads, most_likely_change
 from store.outcomes import CLOSING_OUTCOMES, Outcome
 
 #: A source's own delays weigh n / (n + PRIOR_ENDS) against every source's, n its own ends.
@@ -59,7 +60,9 @@ def event_times(leads: pd.DataFrame, signal: Signal) -> tuple[pd.Series, pd.Seri
     return event_at, closed.where(event_at.isna())
 
 
-def source_changes(leads: pd.DataFrame, as_of: pd.Timestamp, signal: Signal) -> list[RateChange]:
+def source_changes(
+    leads: pd.DataFrame, as_of: pd.Timestamp, signal: Signal, false_alarm_rate: float = ALPHA
+) -> list[RateChange]:
     """The most likely change of `signal` in each source (named or not), strongest first.
     `leads`: the report's lead table as known at `as_of`; `probability` NaN without a
     champion (the win rate is then each source's own)."""
@@ -82,7 +85,9 @@ def source_changes(leads: pd.DataFrame, as_of: pd.Timestamp, signal: Signal) -> 
         part = SourceLeads(
             created[rows].astype("datetime64[D]"), baseline[rows], state[rows], event_by, other_by
         )
-        change = most_likely_change(str(source), signal.event, signal.direction, part)
+        change = most_likely_change(
+            str(source), signal.event, signal.direction, part, math.log(1 / false_alarm_rate)
+        )
         if change is not None:
             found.append(change)
     return sorted(found, key=lambda c: -c.evidence)

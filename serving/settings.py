@@ -26,6 +26,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from features.pii import SHARED_EMAIL_DOMAINS
 from features.schema import DEMO_SCHEMA_PATH
+from reports.rate_change import ALPHA as DEFAULT_FALSE_ALARM_RATE
 from serving.card_links import MIN_KEY_BYTES
 
 if TYPE_CHECKING:  # the services import MLflow and pandas: only the commands that use them do
@@ -100,6 +101,9 @@ class Settings(BaseSettings):
     sla_hours: float = Field(default=24.0, gt=0)
     #: Days of recent leads the drift report compares with the training window.
     drift_days: int = Field(default=30, ge=1)
+    #: How rarely, at most, chance alone may name a stable source as having stopped converting
+    #: at one report (the change detection's threshold is ln(1 / it)).
+    change_false_alarm_rate: float = Field(default=DEFAULT_FALSE_ALARM_RATE, gt=0, lt=0.5)
     #: Secret for the keyed hashes that replace PII in the store; unset, the key in
     #: `pii_key_file` (made on first use, readable by its owner only).
     pii_key: SecretStr | None = None
@@ -281,7 +285,9 @@ class Settings(BaseSettings):
     def report_config(self) -> ReportConfig:
         from reports.service import ReportConfig
 
-        return ReportConfig(self.sla_hours, self.drift_days, self.sales_capacity)
+        return ReportConfig(
+            self.sla_hours, self.drift_days, self.sales_capacity, self.change_false_alarm_rate
+        )
 
     def webhook_rules(self) -> WebhookRules | None:
         """The score changes that owe the CRM a webhook; None without a webhook URL."""

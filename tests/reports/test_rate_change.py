@@ -4,18 +4,21 @@ explains; losses weigh as evidence; delays measured without the drop hiding itse
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 from scipy.stats import gamma
 
 from reports.data import ReportData
 from reports.documents import source_quality_report, with_feed_health
 from reports.outcome_timing import EVENT, NEITHER, OTHER, event_delays, lead_states, outcome_timing
-from reports.rate_change import RateChange
+from reports.rate_change import ALPHA, RateChange
 from reports.source_signals import LEADING_INDICATORS, WIN_RATE, source_changes
+from serving.settings import Settings
 from store.outcomes import Outcome
 
 START = pd.Timestamp("2025-01-01", tz="UTC")
@@ -272,3 +275,20 @@ def test_hand_overs_that_stop_arriving_are_not_a_drop_of_every_source() -> None:
     judged = [c for c in report["leading_indicators"] if c["signal"] == Outcome.HANDED_OVER]
     assert not any(c["named"] for c in judged)
     assert {c["withheld"] for c in judged} == {"these events stopped arriving"}
+
+
+def test_the_false_alarm_rate_is_a_setting_the_detection_obeys(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    leads, as_of = funnel(step(0.15, 0.03, 300), days=360)
+    change = the_change(leads, as_of)
+    assert change.named and change.threshold == pytest.approx(math.log(1 / ALPHA))
+    stricter = math.exp(-(change.evidence + 1))  # rarer than this drop by chance
+    (strict,) = source_changes(leads, as_of, WIN_RATE, stricter)
+    assert not strict.named and strict.evidence == pytest.approx(change.evidence)
+    monkeypatch.setenv("LEADLOOP_CHANGE_FALSE_ALARM_RATE", "0.01")
+    assert Settings(_env_file=None).report_config().false_alarm_rate == 0.01
+    for meaningless in ("0", "0.7", "often"):
+        monkeypatch.setenv("LEADLOOP_CHANGE_FALSE_ALARM_RATE", meaningless)
+        with pytest.raises(ValidationError, match="change_false_alarm_rate"):
+            Settings(_env_file=None)
