@@ -176,7 +176,8 @@ class SeedResult:
     missed_after: int  # reports after that one that did not name it
     error_first_days: int | None  # start date found at the first naming, minus the true one
     error_end_days: int | None  # and at the funnel's end (None: not named then)
-    false_alarms: list[str]  # stable sources named anywhere in the three sweeps
+    false_alarms: list[str]  # stable sources named anywhere in the two sweeps
+    stall_false_alarms: list[str]  # sources named during the stall
     stall_raised: bool  # outcome_feed_stalled raised during the stall
 
     @property
@@ -221,11 +222,11 @@ def detection(funnels: Funnels, probability: pd.Series | None) -> SeedResult:
             named_days.append(days)
             first = first or mine[0]
             last = mine[0]
-    stall_raised = False
+    stall_raised, stall_false_alarms = False, set()
     for days in STALL_DAYS:
         moment = STALL_FROM + timedelta(days=days)
         alerts = alerts_at(stalled(funnels.stable, moment), moment, probability)
-        false_alarms |= {a.subject for a in alerts if a.kind == STOPPED}
+        stall_false_alarms |= {a.subject for a in alerts if a.kind == STOPPED}
         stall_raised |= any(a.kind == STALLED for a in alerts)
     named_from = named_days[0] if named_days else None
     later = [d for d in SWEEP_DAYS if named_from is not None and d > named_from]
@@ -237,6 +238,7 @@ def detection(funnels: Funnels, probability: pd.Series | None) -> SeedResult:
         error_first_days=_error_days(first) if first else None,
         error_end_days=_error_days(last) if last and named_days[-1] == SWEEP_DAYS[-1] else None,
         false_alarms=sorted(false_alarms),
+        stall_false_alarms=sorted(stall_false_alarms),
         stall_raised=stall_raised,
     )
 
@@ -303,10 +305,11 @@ def summary(results: list[SeedResult]) -> list[str]:
         f"- Start date found within **{max(errors_first)} days** of the true one at the first "
         f"naming (median {statistics.median(errors_first):.0f}), within **{max(errors_end)} days** "
         f"at the end (median {statistics.median(errors_end):.0f}).",
-        f"- Seeds with any alert on a stable source, over every report of the three sweeps: "
-        f"**{sum(bool(r.false_alarms) for r in results)} of {n}**; on the stalled feed: "
-        f"`outcome_feed_stalled` raised in {sum(r.stall_raised for r in results)} of {n} seeds "
-        "(its stable-source alerts count above).",
+        f"- Seeds with any alert on a stable source, over every report of the sweeps with and "
+        f"without the collapse: **{sum(bool(r.false_alarms) for r in results)} of {n}**; "
+        f"while the feed is stalled: **{sum(bool(r.stall_false_alarms) for r in results)} of "
+        f"{n}**, and `outcome_feed_stalled` raised in {sum(r.stall_raised for r in results)} of "
+        f"{n}.",
     ]
 
 
@@ -333,7 +336,7 @@ def main() -> None:
         f"| {r.seed} | {_cell(r.bound_days)} | {_cell(r.named_from)} | {_cell(r.ratio, '.2f')} "
         f"| {_cell(r.error_first_days, '+d')} | {_cell(r.error_end_days, '+d')} "
         f"| {r.missed_after} | {', '.join(r.false_alarms) or 'none'} "
-        f"| {'yes' if r.stall_raised else 'no'} |"
+        f"| {', '.join(r.stall_false_alarms) or 'none'} | {'yes' if r.stall_raised else 'no'} |"
         for r in results
     ]
     text = [
@@ -380,8 +383,9 @@ def main() -> None:
         "With the champion, per seed:",
         "",
         "| seed | bound (days) | named from (days) | ratio | start error at first (days) "
-        "| at end | reports missed after | alerts on stable sources | feed stall raised |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+        "| at end | reports missed after | alerts on stable sources | alerts during the stall "
+        "| feed stall raised |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |",
         *rows,
         "",
     ]

@@ -96,14 +96,17 @@ def source_quality_report(
 def _drop_evidence(change: dict[str, Any]) -> str:
     """The alert's evidence in a marketer's words."""
     low, high = change["since_interval"]
-    odds = min(math.exp(change["evidence"]), 1e12)
+    odds = math.exp(min(change["evidence"], 50.0))
+    rarely = (
+        "fewer than 1 report in a million" if odds >= 1e6 else f"at most 1 report in {odds:,.0f}"
+    )
     return (
         f"{change['events_after']:,} won and {change['ended_otherwise_after']:,} lost or "
         f"disqualified so far of the {change['leads_after']:,} leads created since "
         f"{change['since']}, where {change['expected_after']:.1f} wins were expected by now at "
         f"the rate before; eventual win rate about {change['rate_before']:.1%} before, "
         f"{change['rate_after']:.1%} since. Chance alone shows a stable source a drop this clear "
-        f"in at most 1 report in {odds:,.0f} (a source is named from 1 in "
+        f"in {rarely} (a source is named from 1 in "
         f"{math.exp(change['threshold']):,.0f}); it started between {low} and {high}"
     )
 
