@@ -125,15 +125,19 @@ def with_feed_health(
     silent = {s.subject for s in stalls}
     stopped = "source_stopped_converting"
     kept = [a for a in alerts if not (a.kind == stopped and a.subject in silent)]
-    changes = [_withheld(c, silent, "its outcomes") for c in report["changes"]]
+    changes = [_withheld(c, c["source"] in silent, "its outcomes") for c in report["changes"]]
+    # Hand-overs and contacts stopping for every source (a CRM that stopped posting them)
+    # withhold every source's change of them; one source's stopping is what its rate falling to
+    # nothing looks like, unless its outcomes stopped too. They are read up to the report's
+    # date, as the leads' events are.
     lifecycle = {
-        event: _silent_lifecycle(data, event, until)
+        event: outcome_feed.ALL_SOURCES in _silent_lifecycle(data, event)
         for event in (Outcome.HANDED_OVER, Outcome.CONTACTED)
     }
     leading = [
         _withheld(c, lifecycle[c["signal"]], "these events")
-        if c["signal"] in lifecycle
-        else _withheld(c, silent, "its outcomes")
+        if c["signal"] in lifecycle and lifecycle[c["signal"]]
+        else _withheld(c, c["source"] in silent, "its outcomes")
         for c in report["leading_indicators"]
     ]
     stalled = [
@@ -156,26 +160,27 @@ def with_feed_health(
         "last_outcome": data.feed["occurred_at"].max() if len(data.feed) else None,
         "activity_until": until,
         "stalled": [s.subject for s in stalls],
+        "lifecycle_stalled": [event for event, stopped in lifecycle.items() if stopped],
     }
     document = report | {"changes": changes, "leading_indicators": leading, "outcome_feed": feed}
     return document, stalled + kept
 
 
-def _withheld(change: dict[str, Any], silent: set[str], what: str) -> dict[str, Any]:
-    """A named change of a source (or of every source) whose news stopped: withheld."""
-    if not change["named"] or not ({change["source"], outcome_feed.ALL_SOURCES} & silent):
+def _withheld(change: dict[str, Any], silent: bool, what: str) -> dict[str, Any]:
+    """A named change whose news stopped (`silent`): withheld."""
+    if not change["named"] or not silent:
         return change
     return change | {"named": False, "withheld": f"{what} stopped arriving"}
 
 
-def _silent_lifecycle(data: ReportData, event: str, until: pd.Timestamp) -> set[str]:
+def _silent_lifecycle(data: ReportData, event: str) -> set[str]:
     """The sources (or all sources) whose `event` (first hand-overs, first contacts) stopped
     arriving: a CRM that stops posting them makes every source's young leads look stuck."""
     times = data.leads[event]
     feed = pd.DataFrame({"occurred_at": times, "source": data.leads["source"]}).dropna()
     # A lead without the event yet may still have it: it keeps its source's feed judged.
     waiting = pd.DataFrame({"source": data.leads["source"], "outcome": times})
-    return {s.subject for s in outcome_feed.stalled_feeds(feed, waiting, until)}
+    return {s.subject for s in outcome_feed.stalled_feeds(feed, waiting, data.as_of)}
 
 
 def follow_up_report(data: ReportData, sla_hours: float) -> tuple[Document, list[Alert]]:

@@ -38,9 +38,15 @@ class OutcomeTiming:
     rate: float
 
     def at(self, ages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Both distributions at `ages` (days, any real >= 0; the last age holds beyond)."""
-        whole = np.floor(ages).astype(int)
-        return _read(self.event_by_age, whole), _read(self.other_by_age, whole)
+        """Both distributions at `ages` (days, any real >= 0; the last day holds beyond).
+        Day d's value is the share arrived by the end of day d: an age is read between the day
+        before and it (a lead an hour old has not had the whole first day of hand-overs)."""
+        return _at_age(self.event_by_age, ages), _at_age(self.other_by_age, ages)
+
+
+def _at_age(by_day: np.ndarray, ages: np.ndarray) -> np.ndarray:
+    ends = np.arange(len(by_day) + 1)
+    return np.interp(ages, ends, np.concatenate([[0.0], by_day]))
 
 
 def _read(by_age: np.ndarray, whole_days: np.ndarray) -> np.ndarray:

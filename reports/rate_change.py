@@ -40,12 +40,13 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import expit, logsumexp
 
+from reports import DEFAULT_FALSE_ALARM_RATE
 from reports.outcome_timing import EVENT, OTHER
 
 #: The false-alarm rate of one report for one source and one signal without a change, by
 #: default (`LEADLOOP_CHANGE_FALSE_ALARM_RATE`): 1 in 500 at one report; over reports repeated
 #: every 5 days, `make bench-reports` measures how often that names a stable source.
-ALPHA = 2e-3
+ALPHA = DEFAULT_FALSE_ALARM_RATE
 THRESHOLD = math.log(1 / ALPHA)
 #: The changes weighed (the new odds of the event as a multiple of the old), equally likely a
 #: priori: the smallest is by a quarter either way, smaller changes are not worth an alert.

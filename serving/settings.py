@@ -26,7 +26,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from features.pii import SHARED_EMAIL_DOMAINS
 from features.schema import DEMO_SCHEMA_PATH
-from reports.rate_change import ALPHA as DEFAULT_FALSE_ALARM_RATE
+from reports import DEFAULT_FALSE_ALARM_RATE
 from serving.card_links import MIN_KEY_BYTES
 
 if TYPE_CHECKING:  # the services import MLflow and pandas: only the commands that use them do
@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     drift_days: int = Field(default=30, ge=1)
     #: How rarely, at most, chance alone may name a stable source as having stopped converting
     #: at one report (the change detection's threshold is ln(1 / it)).
-    change_false_alarm_rate: float = Field(default=DEFAULT_FALSE_ALARM_RATE, gt=0, lt=0.5)
+    change_false_alarm_rate: float = Field(default=DEFAULT_FALSE_ALARM_RATE, ge=1e-12, lt=0.5)
     #: Secret for the keyed hashes that replace PII in the store; unset, the key in
     #: `pii_key_file` (made on first use, readable by its owner only).
     pii_key: SecretStr | None = None

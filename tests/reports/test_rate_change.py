@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -293,3 +294,46 @@ def test_the_false_alarm_rate_is_a_setting_the_detection_obeys(
         monkeypatch.setenv("LEADLOOP_CHANGE_FALSE_ALARM_RATE", meaningless)
         with pytest.raises(ValidationError, match="change_false_alarm_rate"):
             Settings(_env_file=None)
+
+
+def test_one_source_whose_hand_overs_stop_is_named_not_withheld() -> None:
+    parts = [funnel(0.15, days=300, seed=seed, source=name) for seed, name in enumerate("ABC")]
+    leads, as_of = pd.concat([p[0] for p in parts], ignore_index=True), parts[0][1]
+    handed = leads["created_at"] + pd.Timedelta(hours=3)
+    stops = (leads["source"] == "A") & (leads["created_at"] >= START + 270 * DAY)
+    data = report_data(leads, as_of, handed.mask(stops))
+    report, _ = with_feed_health(
+        source_quality_report(data, pd.Timedelta(days=70).to_pytimedelta()), data
+    )
+    (fell,) = [
+        c for c in report["leading_indicators"] if c["signal"] == Outcome.HANDED_OVER and c["named"]
+    ]
+    assert fell["source"] == "A" and "withheld" not in fell
+    assert report["outcome_feed"]["lifecycle_stalled"] == []
+
+
+def test_a_drop_stays_named_alike_in_its_alert_and_its_table_when_every_feed_is_quiet() -> None:
+    leads, as_of = funnel(step(0.15, 0.03, 300), days=380)
+    data = replace(report_data(leads, as_of), activity_until=as_of + 30 * DAY)
+    report, alerts = with_feed_health(
+        source_quality_report(data, pd.Timedelta(days=70).to_pytimedelta()), data
+    )
+    assert "all sources" in report["outcome_feed"]["stalled"]
+    (change,) = [c for c in report["changes"] if c["source"] == "ads"]
+    stopped = [a for a in alerts if a.kind == "source_stopped_converting"]
+    assert change["named"] and [a.subject for a in stopped] == ["ads"]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_same_day_events_of_leads_hours_old_are_not_a_drop(seed: int) -> None:
+    # Hand-overs come within hours: a lead an hour old has not had its whole first day.
+    rng = np.random.default_rng(seed)
+    parts = [
+        funnel(0.15, days=150, per_day=40, seed=10 * seed + i, source=str(i)) for i in range(4)
+    ]
+    leads, as_of = pd.concat([p[0] for p in parts], ignore_index=True), parts[0][1]
+    handed = leads["created_at"] + pd.to_timedelta(rng.exponential(4.0, len(leads)), "h")
+    handed = handed.where((rng.random(len(leads)) < 0.95) & (handed <= as_of))
+    signal = next(s for s in LEADING_INDICATORS if s.event == Outcome.HANDED_OVER)
+    found = source_changes(leads.assign(handed_over=handed), as_of, signal)
+    assert len(found) == 4 and not any(c.named for c in found)
