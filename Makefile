@@ -70,7 +70,7 @@ bench: $(INSTALLED) wrk ## Scoring speed side by side with its floors and MLflow
 bench-quality: $(INSTALLED) ## Model vs baselines, one holdout and a rolling origin: demo funnel, X Education, Maven CRM -> reports/bench/quality.md
 	$(BIN)/python -m benchmarks.bench_quality
 
-bench-reports: $(INSTALLED) ## Change detection against the information bound over 20 seeds, and report timing (about 13 min) -> reports/bench/reports.md
+bench-reports: $(INSTALLED) ## Change detection against the information bound over 20 seeds, and report timing (about 10 min) -> reports/bench/reports.md
 	$(BIN)/python -m benchmarks.bench_reports
 
 reliability: $(INSTALLED) ## Probe real servers as an attacker and a careless client would (about 20 min) -> reports/bench/reliability.md
