@@ -88,17 +88,25 @@ def test_a_bad_target_is_refused() -> None:
         parse_target("lots")
 
 
-def test_plan_divides_the_target_by_revenue_per_lead() -> None:
-    as_of = T0 + pd.Timedelta(days=100)
+PLAN_AS_OF = T0 + pd.Timedelta(days=100)
+
+
+def one_source_of_events() -> pd.DataFrame:
+    """20 mature leads, 5 won at 10,000, and 30 recent open ones: 25% at 10,000 a deal."""
     old = [
         lead(i, "events", 1, "won" if i < 5 else "lost", 10_000 if i < 5 else None)
         for i in range(20)
     ]
     recent = [
-        lead(1000 + i, "events", None, None) | {"created_at": as_of - pd.Timedelta(days=5)}
+        lead(1000 + i, "events", None, None) | {"created_at": PLAN_AS_OF - pd.Timedelta(days=5)}
         for i in range(30)
     ]
-    plan = funnel_plan(frame(old + recent), as_of, timedelta(days=30), Target(300_000, 3), 50)
+    return frame(old + recent)
+
+
+def test_plan_divides_the_target_by_revenue_per_lead() -> None:
+    leads = one_source_of_events()
+    plan = funnel_plan(leads, PLAN_AS_OF, timedelta(days=30), Target(300_000, 3), 50)
     (row,) = plan["sources"]
     assert row["win_rate"] == 0.25 and row["average_deal"] == 10_000
     assert plan["leads_needed"] == pytest.approx(300_000 / 2_500)
@@ -107,20 +115,10 @@ def test_plan_divides_the_target_by_revenue_per_lead() -> None:
 
 
 def test_a_source_that_stopped_converting_is_planned_at_its_rate_since() -> None:
-    as_of = T0 + pd.Timedelta(days=100)
-    old = [
-        lead(i, "events", 1, "won" if i < 5 else "lost", 10_000 if i < 5 else None)
-        for i in range(20)
-    ]
-    recent = [
-        lead(1000 + i, "events", None, None) | {"created_at": as_of - pd.Timedelta(days=5)}
-        for i in range(30)
-    ]
     # The mature leads still show 25%; the change detection measured 5% on the 300 since.
     since = {"events": RateSinceDrop(0.05, 300)}
-    plan = funnel_plan(
-        frame(old + recent), as_of, timedelta(days=30), Target(300_000, 3), 50, since
-    )
+    leads = one_source_of_events()
+    plan = funnel_plan(leads, PLAN_AS_OF, timedelta(days=30), Target(300_000, 3), 50, since)
     (row,) = plan["sources"]
     assert row["win_rate"] == 0.05 and row["rate_leads"] == 300
     assert plan["leads_needed"] == pytest.approx(300_000 / 500)
